@@ -1,0 +1,233 @@
+"""Typed options mirroring MediaPipe Model Maker's, so a guide user recognises every field.
+
+All option classes are plain dataclasses that round-trip through JSON (`to_dict` / `from_dict`):
+that is how they travel as kfp pipeline parameters and how a trained model records what built it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
+
+from components.errors import ConfigError
+
+T = TypeVar("T", bound="_JsonOptions")
+
+AWE = "awe"
+BERT = "bert"
+ARCHITECTURES = (AWE, BERT)
+
+
+class _JsonOptions:
+    """JSON round-tripping shared by every options class."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls: Type[T], values: Optional[Dict[str, Any]]) -> T:
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__} has no option(s) {', '.join(unknown)}; "
+                f"known options: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls: Type[T], text: str) -> T:
+        return cls.from_dict(json.loads(text) if text else {})
+
+
+@dataclasses.dataclass
+class CSVParams(_JsonOptions):
+    """How to read a delimited file (Model Maker's `CSVParams`, plus encoding and bad-row policy)."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    fieldnames: Optional[List[str]] = None
+    delimiter: str = ","
+    quotechar: str = '"'
+    encoding: str = "utf-8"
+    on_bad_rows: str = "error"
+
+    def __post_init__(self):
+        if self.delimiter in ("\\t", "tab", "TAB"):
+            self.delimiter = "\t"
+        if len(self.delimiter) != 1:
+            raise ConfigError(f"delimiter must be one character, got {self.delimiter!r}")
+        if self.quotechar is not None and len(self.quotechar) != 1:
+            raise ConfigError(f"quotechar must be one character, got {self.quotechar!r}")
+        if self.on_bad_rows not in ("error", "skip"):
+            raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {self.on_bad_rows!r}")
+        if self.text_column == self.label_column:
+            raise ConfigError("text_column and label_column must differ")
+
+
+@dataclasses.dataclass
+class SplitOptions(_JsonOptions):
+    """Fractions used when one file is split; the rest of the rows go to training."""
+
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 42
+
+    def __post_init__(self):
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        if self.validation_fraction + self.test_fraction >= 1.0:
+            raise ConfigError("validation_fraction + test_fraction must leave rows for training")
+
+
+@dataclasses.dataclass
+class AverageWordEmbeddingModelOptions(_JsonOptions):
+    """Model Maker's AWE options; defaults are Model Maker's."""
+
+    seq_len: int = 256
+    wordvec_dim: int = 16
+    dropout_rate: float = 0.2
+    do_lower_case: bool = True
+    vocab_size: int = 10000
+
+    def __post_init__(self):
+        if self.seq_len < 3:
+            raise ConfigError(f"seq_len must be at least 3, got {self.seq_len}")
+        if self.vocab_size < 1:
+            raise ConfigError(f"vocab_size must be positive, got {self.vocab_size}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ConfigError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+
+
+@dataclasses.dataclass
+class AverageWordEmbeddingHParams(_JsonOptions):
+    """Training settings for the AWE classifier (`learning_rate` 0 = the optimizer's default)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 0.0
+    steps_per_epoch: Optional[int] = None
+    shuffle: bool = True
+    class_weights: Optional[Dict[str, float]] = None
+    export_dir: str = ""
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_common_hparams(self)
+
+
+DEFAULT_BERT_ENCODER = "mobilebert"
+
+
+@dataclasses.dataclass
+class BertModelOptions(_JsonOptions):
+    """BERT classifier options; `encoder` is an alias, a TF Hub handle/SavedModel or an HF dir."""
+
+    seq_len: int = 128
+    dropout_rate: float = 0.1
+    do_fine_tuning: bool = True
+    encoder: str = DEFAULT_BERT_ENCODER
+    pooling: str = "auto"
+
+    def __post_init__(self):
+        if self.seq_len < 3:
+            raise ConfigError(f"seq_len must be at least 3, got {self.seq_len}")
+        if self.pooling not in ("auto", "cls", "mean"):
+            raise ConfigError(f"pooling must be 'auto', 'cls' or 'mean', got {self.pooling!r}")
+
+
+@dataclasses.dataclass
+class BertHParams(_JsonOptions):
+    """Fine-tuning settings; defaults are Model Maker's BERT defaults plus AdamW details."""
+
+    epochs: int = 3
+    batch_size: int = 48
+    learning_rate: float = 3e-5
+    end_learning_rate: float = 0.0
+    warmup_fraction: float = 0.1
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    steps_per_epoch: Optional[int] = None
+    shuffle: bool = True
+    class_weights: Optional[Dict[str, float]] = None
+    checkpoint_frequency: int = 1
+    bucket_by_length: bool = True
+    export_dir: str = ""
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_common_hparams(self)
+        if self.optimizer not in ("adamw", "lamb"):
+            raise ConfigError(f"optimizer must be 'adamw' or 'lamb', got {self.optimizer!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+
+
+def _check_common_hparams(hparams) -> None:
+    if hparams.epochs < 1:
+        raise ConfigError(f"epochs must be at least 1, got {hparams.epochs}")
+    if hparams.batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {hparams.batch_size}")
+    if hparams.learning_rate < 0:
+        raise ConfigError(f"learning_rate must not be negative, got {hparams.learning_rate}")
+    if hparams.steps_per_epoch is not None and hparams.steps_per_epoch < 1:
+        raise ConfigError(f"steps_per_epoch must be positive, got {hparams.steps_per_epoch}")
+
+
+QUANTIZATION_MODES = ("none", "dynamic", "float16", "int8")
+
+
+@dataclasses.dataclass
+class QuantizationConfig(_JsonOptions):
+    """Post-training quantization choice, with Model Maker's constructors.
+
+    `representative_examples` is how many tokenized training examples calibrate int8.
+    """
+
+    mode: str = "dynamic"
+    representative_examples: int = 200
+
+    def __post_init__(self):
+        if self.mode not in QUANTIZATION_MODES:
+            raise ConfigError(
+                f"quantization mode must be one of {', '.join(QUANTIZATION_MODES)}, got {self.mode!r}")
+        if self.representative_examples < 1:
+            raise ConfigError("representative_examples must be positive")
+
+    @classmethod
+    def for_dynamic(cls) -> "QuantizationConfig":
+        return cls(mode="dynamic")
+
+    @classmethod
+    def for_float16(cls) -> "QuantizationConfig":
+        return cls(mode="float16")
+
+    @classmethod
+    def for_int8(cls, representative_data=None, representative_examples: int = 200) -> "QuantizationConfig":
+        # Model Maker takes the representative dataset here; ours comes from the tokenized training
+        # split, so only its size is configurable. Passing a dataset keeps call sites unchanged.
+        del representative_data
+        return cls(mode="int8", representative_examples=representative_examples)
+
+
+def parse_architectures(value: Sequence[str] | str) -> List[str]:
+    """'awe,bert' or ['awe'] -> validated, de-duplicated list in the given order."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    result: List[str] = []
+    for item in (i.strip().lower() for i in items):
+        if not item:
+            continue
+        if item not in ARCHITECTURES:
+            raise ConfigError(f"unknown model architecture {item!r}; choose from {', '.join(ARCHITECTURES)}")
+        if item not in result:
+            result.append(item)
+    if not result:
+        raise ConfigError("at least one model architecture (awe, bert) must be selected")
+    return result

@@ -1,0 +1,39 @@
+"""textclf-pipelines: Model Maker's text classifier as a reproducible Kubeflow/Vertex pipeline."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "tensorflow~=2.21.0",
+    "tensorflow-text~=2.21.0",
+    "tensorflow-hub~=0.16.1",
+    "tf-keras~=2.21.0",
+    "kfp~=2.17.0",
+    "apache-beam[gcp]~=2.77.0",
+    "google-cloud-storage>=3.0,<4",
+    "google-cloud-aiplatform>=1.60,<2",
+    "ai-edge-litert>=2.0,<3",
+    "safetensors>=0.4,<1",
+    "flatbuffers>=24.3",
+    "numpy>=1.26,<3",
+    "pyyaml>=6,<7",
+    "matplotlib>=3.8,<4",
+]
+
+setup(
+    name="textclf-pipelines",
+    version="0.1.0",
+    description="MediaPipe Model Maker's text classifier as a kfp pipeline for Vertex AI, Kubeflow and local runs",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["components", "components.*", "pipelines", "pipelines.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "gcp-storage-emulator>=2024.8",
+            "mediapipe>=1.2,<1.3",
+        ],
+    },
+    entry_points={"console_scripts": ["textclf=pipelines.cli:main"]},
+)
