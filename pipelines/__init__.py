@@ -1,0 +1,1 @@
+"""Pipeline definition, compilation and one runner per environment (local, Vertex AI, Kubeflow)."""

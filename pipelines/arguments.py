@@ -1,0 +1,161 @@
+"""Pipeline arguments from CLI flags and a config file: one mapping for every runner.
+
+Precedence: pipeline defaults < `--config FILE` (YAML or JSON, keyed by pipeline parameter
+names) < explicit flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from typing import Any, Dict, Iterable
+
+import components
+from components import storage
+from components.errors import ConfigError
+from components.options import (AverageWordEmbeddingHParams, AverageWordEmbeddingModelOptions, BertHParams,
+                                BertModelOptions, CSVParams, QuantizationConfig, SplitOptions,
+                                parse_architectures)
+
+OPTION_CLASSES = {
+    "csv_params": CSVParams, "split_options": SplitOptions,
+    "awe_model_options": AverageWordEmbeddingModelOptions, "awe_hparams": AverageWordEmbeddingHParams,
+    "bert_model_options": BertModelOptions, "bert_hparams": BertHParams, "quantization": QuantizationConfig,
+}
+SCALARS = ("train", "validation", "test", "max_accuracy_drop", "min_accuracy", "benchmark_runs", "export_dir",
+           "checkpoint_root", "models", "beam_pipeline_args")
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The data flags shared by `textclf ingest`, `run` and `submit`."""
+    parser.add_argument("--train", help="training file: path, gs://..., https://...; 'ZIP#member' picks a file")
+    parser.add_argument("--validation", help="validation file (default: carved from --train)")
+    parser.add_argument("--test", help="test file (default: the validation file, or carved from --train)")
+    parser.add_argument("--text-column")
+    parser.add_argument("--label-column")
+    parser.add_argument("--delimiter", help="one character; '\\t' or 'tab' for TSV")
+    parser.add_argument("--quotechar")
+    parser.add_argument("--encoding")
+    parser.add_argument("--fieldnames", help="comma-separated column names for a file without a header")
+    parser.add_argument("--on-bad-rows", choices=("error", "skip"))
+    parser.add_argument("--validation-fraction", type=float)
+    parser.add_argument("--test-fraction", type=float)
+    parser.add_argument("--seed", type=int, help="split seed")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    add_data_flags(parser)
+    parser.add_argument("--config", help="YAML/JSON file of pipeline parameters (every option and hparam)")
+    parser.add_argument("--models", help="comma-separated architectures: awe, bert (default both)")
+    parser.add_argument("--bert-encoder", help="mobilebert (default), minilm-l6 (offline), a TF Hub handle, "
+                                               "a SavedModel folder or a Hugging Face BERT folder")
+    parser.add_argument("--epochs", type=int, help="epochs for every architecture trained")
+    parser.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"))
+    parser.add_argument("--export-dir", help="where the deliverables go (local path or gs://)")
+    parser.add_argument("--min-accuracy", type=float, help="quality gate: models below it are not published")
+    parser.add_argument("--max-accuracy-drop", type=float, help="points of accuracy quantization may cost")
+    parser.add_argument("--benchmark-runs", type=int)
+    parser.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
+                        help="passed to Beam unchanged, e.g. --beam-arg=--direct_num_workers=2 (repeatable)")
+
+
+def load_config(path: str) -> Dict[str, Any]:
+    text = storage.read_bytes(path).decode("utf-8")
+    try:
+        if path.endswith(".json"):
+            data = json.loads(text)
+        else:
+            import yaml
+            data = yaml.safe_load(text)
+    except Exception as error:  # yaml and json raise different types; both mean a broken file
+        raise ConfigError(f"{path}: not valid YAML/JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of pipeline parameters at the top level")
+    unknown = sorted(set(data) - set(OPTION_CLASSES) - set(SCALARS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown parameter(s) {unknown}; known: "
+                          f"{sorted(set(OPTION_CLASSES) | set(SCALARS))}")
+    return data
+
+
+def _set(mapping: Dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        mapping[key] = value
+
+
+def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
+    """Validated pipeline parameter values for the flags (and config file) given."""
+    from pipelines.text_classifier import DEFAULTS
+    values: Dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values.update(load_config(args.config))
+    csv = dict(values.get("csv_params") or {})
+    if not (args.train or values.get("train")):
+        csv = {**DEFAULTS["csv_params"], **csv}  # the default source is SST-2: a TSV
+    _set(csv, "text_column", args.text_column)
+    _set(csv, "label_column", args.label_column)
+    _set(csv, "delimiter", args.delimiter)
+    _set(csv, "quotechar", args.quotechar)
+    _set(csv, "encoding", args.encoding)
+    _set(csv, "on_bad_rows", args.on_bad_rows)
+    if args.fieldnames:
+        csv["fieldnames"] = [f.strip() for f in args.fieldnames.split(",")]
+    values["csv_params"] = csv
+    split = dict(values.get("split_options") or {})
+    _set(split, "validation_fraction", args.validation_fraction)
+    _set(split, "test_fraction", args.test_fraction)
+    _set(split, "seed", args.seed)
+    values["split_options"] = split
+    for key in ("train", "validation", "test"):
+        _set(values, key, getattr(args, key, None))
+    if values.get("train"):  # the user's own data: none of the SST-2 default files apply
+        values.setdefault("validation", "")
+        values.setdefault("test", "")
+
+    if hasattr(args, "models"):
+        if args.models:
+            values["models"] = args.models
+        if "models" in values:
+            values["models"] = parse_architectures(values["models"])
+        bert = dict(values.get("bert_model_options") or {})
+        _set(bert, "encoder", args.bert_encoder)
+        values["bert_model_options"] = bert
+        if args.epochs:
+            for key in ("awe_hparams", "bert_hparams"):
+                values[key] = {**(values.get(key) or {}), "epochs": args.epochs}
+        if args.quantization:
+            values["quantization"] = {**(values.get("quantization") or {}), "mode": args.quantization}
+        _set(values, "export_dir", args.export_dir)
+        _set(values, "min_accuracy", args.min_accuracy)
+        _set(values, "max_accuracy_drop", args.max_accuracy_drop)
+        _set(values, "benchmark_runs", args.benchmark_runs)
+        if args.beam_args:
+            values["beam_pipeline_args"] = list(args.beam_args)
+    for key, cls in OPTION_CLASSES.items():
+        if key in values:
+            values[key] = cls.from_dict(values[key] or {}).to_dict()  # validates early, names the field
+    return values
+
+
+def _files_under(folder: str) -> Iterable[str]:
+    for root, _, files in os.walk(folder):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield os.path.join(root, name)
+
+
+def cache_salt(arguments: Dict[str, Any]) -> str:
+    """Changes when the library's code or a local input file changes (remote inputs are keyed by URI)."""
+    digest = hashlib.sha256()
+    package = os.path.dirname(components.__file__)
+    for path in sorted(_files_under(package)):
+        with open(path, "rb") as f:
+            digest.update(os.path.relpath(path, package).encode() + b"\0" + f.read())
+    for key in ("train", "validation", "test"):
+        source = storage.split_member(str(arguments.get(key) or ""))[0]
+        if source and not storage.is_gcs(source) and not storage.is_url(source) and os.path.isfile(source):
+            stat = os.stat(source)
+            digest.update(f"{os.path.abspath(source)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]

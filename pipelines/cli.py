@@ -1,0 +1,133 @@
+"""The `textclf` command: ingest, run (local kfp runner), submit (Vertex / Kubeflow), compile, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from typing import List, Optional
+
+from components.errors import TextClfError
+
+
+def _ingest(args) -> int:
+    from components.ingest import ingest
+    from components.options import CSVParams, SplitOptions
+    from pipelines.arguments import pipeline_arguments
+    values = pipeline_arguments(args)
+    if not values.get("train"):
+        raise TextClfError("textclf ingest needs --train")
+    out = args.output
+    profile = ingest(values["train"], values.get("validation", ""), values.get("test", ""),
+                     CSVParams.from_dict(values["csv_params"]), SplitOptions.from_dict(values["split_options"]),
+                     output_dirs={n: os.path.join(out, n) for n in ("train", "validation", "test")},
+                     profile_dir=os.path.join(out, "profile"))
+    with open(os.path.join(out, "profile", "profile.md"), encoding="utf-8") as f:
+        print(f.read())
+    print(json.dumps({name: split["rows"] for name, split in profile["splits"].items()}))
+    return 0
+
+
+def _run(args) -> int:
+    from pipelines.arguments import pipeline_arguments
+    from pipelines.local import run_local
+    values = pipeline_arguments(args)
+    run_local(values, pipeline_root=args.pipeline_root, enable_caching=not args.no_cache, image=args.image)
+    if values.get("export_dir"):
+        summary = os.path.join(values["export_dir"], "summary.json")
+        if os.path.exists(summary):
+            with open(summary) as f:
+                print(json.dumps(json.load(f), indent=2))
+        print(f"textclf: deliverables in {values['export_dir']}")
+    return 0
+
+
+def _submit(args) -> int:
+    from pipelines.arguments import cache_salt, pipeline_arguments
+    from pipelines.compile_pipeline import compile_pipeline
+    values = pipeline_arguments(args)
+    values.setdefault("cache_salt", cache_salt(values))
+    template = args.template or compile_pipeline(os.path.join(tempfile.mkdtemp(), "pipeline.yaml"), args.image)
+    if args.kfp_host:
+        from pipelines import kubeflow
+        result = kubeflow.submit(args.kfp_host, template, values, pipeline_root=args.pipeline_root or "",
+                                 experiment=args.experiment, schedule=args.schedule or "",
+                                 enable_caching=not args.no_cache)
+        print(f"textclf: submitted to {args.kfp_host}: {getattr(result, 'run_id', None) or result}")
+        return 0
+    if not (args.project and args.region and args.pipeline_root):
+        raise TextClfError("textclf submit needs --project, --region and --pipeline-root gs://... for Vertex AI, "
+                           "or --kfp-host URL for Kubeflow Pipelines")
+    from pipelines import vertex
+    job = vertex.make_job(template, args.project, args.region, args.pipeline_root, values,
+                          enable_caching=not args.no_cache)
+    result = vertex.submit(job, schedule=args.schedule or "", service_account=args.service_account or "")
+    print(f"textclf: submitted to Vertex AI: {getattr(result, 'resource_name', result)}")
+    return 0
+
+
+def _compile(args) -> int:
+    from pipelines.compile_pipeline import compile_pipeline
+    print(compile_pipeline(args.output, args.image))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from components.ops import DEFAULT_IMAGE
+    from pipelines.arguments import add_data_flags, add_run_flags
+    parser = argparse.ArgumentParser(prog="textclf", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="read, validate, split and profile labelled text")
+    add_data_flags(ingest)
+    ingest.add_argument("--output", required=True, help="folder for train/validation/test splits and profile")
+    ingest.set_defaults(handler=_ingest)
+
+    run = commands.add_parser("run", help="run the whole pipeline on the local kfp runner")
+    add_run_flags(run)
+    run.add_argument("--pipeline-root", default="runs/pipeline_root", help="where step artifacts go")
+    run.add_argument("--no-cache", action="store_true", help="re-run every step")
+    run.add_argument("--image", default=DEFAULT_IMAGE, help=argparse.SUPPRESS)
+    run.set_defaults(handler=_run)
+
+    submit = commands.add_parser("submit", help="submit to Vertex AI Pipelines or Kubeflow Pipelines")
+    add_run_flags(submit)
+    submit.add_argument("--project")
+    submit.add_argument("--region")
+    submit.add_argument("--pipeline-root", help="gs://BUCKET/root")
+    submit.add_argument("--schedule", help="cron expression: create a schedule instead of one run")
+    submit.add_argument("--service-account")
+    submit.add_argument("--kfp-host", help="Kubeflow Pipelines endpoint URL (instead of Vertex AI)")
+    submit.add_argument("--experiment", default="textclf", help="Kubeflow experiment name")
+    submit.add_argument("--template", help="an already compiled pipeline YAML")
+    submit.add_argument("--image", default=DEFAULT_IMAGE, help="image for every component")
+    submit.add_argument("--no-cache", action="store_true")
+    submit.set_defaults(handler=_submit)
+
+    comp = commands.add_parser("compile", help="write the pipeline YAML")
+    comp.add_argument("--output", default="pipeline.yaml")
+    comp.add_argument("--image", default=DEFAULT_IMAGE)
+    comp.set_defaults(handler=_compile)
+
+    bench = commands.add_parser("benchmark", help="latency of any .tflite (ours or Model Maker's)", add_help=False)
+    bench.set_defaults(handler=None)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "benchmark":
+        from components.benchmark import main as benchmark_main
+        return benchmark_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except TextClfError as error:
+        print(f"textclf: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

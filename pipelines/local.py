@@ -1,0 +1,36 @@
+"""Run the pipeline on this machine with kfp's local subprocess runner (no Docker)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict
+
+from components.ops import DEFAULT_IMAGE
+from pipelines.text_classifier import build_pipeline
+
+
+def run_local(arguments: Dict[str, Any], pipeline_root: str = "runs/pipeline_root", enable_caching: bool = True,
+              image: str = DEFAULT_IMAGE):
+    """Runs the whole DAG in the current Python environment; returns the pipeline task.
+
+    Steps run in subprocesses of this interpreter (`use_venv=False`), so the installed package
+    is what they import, as the image's is on Vertex.
+    """
+    from kfp import local
+
+    from pipelines.arguments import cache_salt
+    pipeline_root = os.path.abspath(pipeline_root)
+    os.makedirs(pipeline_root, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root,
+               enable_caching=enable_caching, cache_root=os.path.join(pipeline_root, ".cache"),
+               raise_on_error=True)
+    arguments = dict(arguments)
+    arguments.setdefault("cache_salt", cache_salt(arguments))
+    pipeline = build_pipeline(image)
+    started = time.time()
+    print(f"textclf: running {pipeline.name} locally; artifacts under {pipeline_root}"
+          f" (caching {'on' if enable_caching else 'off'})", flush=True)
+    task = pipeline(**arguments)
+    print(f"textclf: pipeline finished in {time.time() - started:.0f} s", flush=True)
+    return task
