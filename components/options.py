@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 from components.errors import ConfigError
@@ -17,6 +18,20 @@ T = TypeVar("T", bound="_JsonOptions")
 AWE = "awe"
 BERT = "bert"
 ARCHITECTURES = (AWE, BERT)
+
+
+def _coerce_numbers(cls, values: Dict[str, Any]) -> Dict[str, Any]:
+    """kfp carries dict parameters as protobuf Structs, where every number is a float: give
+    integer fields their whole-number values back as ints (a fractional value is an error)."""
+    hints = typing.get_type_hints(cls)
+    result = dict(values)
+    for name, value in values.items():
+        wants_int = hints.get(name) in (int, Optional[int])
+        if wants_int and isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(f"{cls.__name__}.{name} must be a whole number, got {value}")
+            result[name] = int(value)
+    return result
 
 
 class _JsonOptions:
@@ -37,7 +52,7 @@ class _JsonOptions:
             raise ConfigError(
                 f"{cls.__name__} has no option(s) {', '.join(unknown)}; "
                 f"known options: {', '.join(sorted(known))}")
-        return cls(**values)
+        return cls(**_coerce_numbers(cls, values))
 
     @classmethod
     def from_json(cls: Type[T], text: str) -> T:

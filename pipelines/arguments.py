@@ -135,7 +135,9 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
             values["beam_pipeline_args"] = list(args.beam_args)
     for key, cls in OPTION_CLASSES.items():
         if key in values:
-            values[key] = cls.from_dict(values[key] or {}).to_dict()  # validates early, names the field
+            # Validates early (naming the bad field); None means "the default" and cannot travel as
+            # a pipeline parameter value, so it is left out.
+            values[key] = {k: v for k, v in cls.from_dict(values[key] or {}).to_dict().items() if v is not None}
     return values
 
 

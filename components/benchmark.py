@@ -1,0 +1,261 @@
+"""On-CPU latency of .tflite classifiers with the LiteRT interpreter, and the guide's table.
+
+Works on any .tflite (ours or Model Maker's): input shapes come from the interpreter, and
+without real examples the inputs are filled with plausible token ids. An id past the embedding
+table makes GATHER fail, so the id range comes from the packed vocabulary or the embedding
+table's size.
+
+Only `invoke()` is timed, one example at a time at the model's batch of 1: that is the
+on-device cost MediaPipe adds to tokenization.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from components import metadata as md
+from components.errors import DataSourceError
+
+Examples = Union[str, Sequence[Mapping[str, np.ndarray]], None]
+DYNAMIC_SEQ_LEN = 128
+_FALLBACK_VOCAB_BOUND = 100
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (it includes TensorFlow/LiteRT themselves)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def packed_vocab(model_bytes: bytes) -> Dict[str, int]:
+    """token -> id from a model's packed vocab.txt ("TOKEN ID" lines or one token a line)."""
+    data = md.associated_files(model_bytes).get(md.VOCAB_FILE)
+    if not data:
+        return {}
+    lines = [line for line in data.decode("utf-8", "replace").split("\n") if line]
+    vocab = {}
+    for number, line in enumerate(lines):
+        token, _, index = line.rpartition(" ")
+        if token and index.isdigit():
+            vocab.setdefault(token, int(index))
+        else:
+            vocab.setdefault(line, number)
+    return vocab
+
+
+def _gather_bound(interpreter, input_index: int) -> Optional[int]:
+    """Rows of the embedding table this input indexes, when it feeds a GATHER directly."""
+    try:
+        ops = interpreter._get_ops_details()  # noqa: SLF001 (no public op listing in LiteRT)
+        tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    except Exception:  # noqa: BLE001
+        return None
+    bounds = [int(tensors[op["inputs"][0]]["shape"][0]) for op in ops
+              if op["op_name"] == "GATHER" and len(op["inputs"]) > 1
+              and int(op["inputs"][1]) == input_index and op["inputs"][0] in tensors]
+    return min(bounds) if bounds else None
+
+
+def synthetic_inputs(interpreter, model_bytes: bytes, seed: int = 0) -> Dict[int, np.ndarray]:
+    """Plausible inputs: a start token, random in-vocabulary ids for a quarter of the length,
+    then padding; mask ones over the real tokens; segment ids zero; float inputs normal."""
+    rng = np.random.default_rng(seed)
+    details = interpreter.get_input_details()
+    vocab = packed_vocab(model_bytes)
+    bert_like = len(details) > 1
+    values = {}
+    for detail in details:
+        shape = [int(d) for d in detail["shape"]]
+        dtype = np.dtype(detail["dtype"])
+        if dtype.kind == "f":
+            values[detail["index"]] = rng.standard_normal(shape).astype(dtype)
+            continue
+        if dtype.kind not in "iu":
+            raise ValueError(f"input {detail['name']} has type {dtype}; only id and float inputs "
+                             "can be synthesized (pass tokenized examples instead)")
+        length = shape[-1]
+        real = min(length, max(2, length // 4))
+        role = md.bert_input_role(detail["name"]) if bert_like else "ids"
+        row = np.zeros(length, dtype=np.int64)
+        if role == "mask":
+            row[:real] = 1
+        elif role == "ids":
+            bound = (max(vocab.values()) + 1 if vocab else None) or _gather_bound(interpreter, detail["index"])
+            bound = bound or _FALLBACK_VOCAB_BOUND
+            if bert_like:
+                start, end = vocab.get("[CLS]", 101 if bound > 1000 else 1), vocab.get("[SEP]", 102 if bound > 1000 else 2)
+                low = 1000 if bound > 2000 else min(5, bound - 1)
+            else:
+                start, end, low = vocab.get("<START>", 1), None, min(3, bound - 1)
+            row[0] = start
+            row[1:real] = rng.integers(low, bound, size=real - 1)
+            if end is not None and real > 2:
+                row[real - 1] = end
+        values[detail["index"]] = np.broadcast_to(row, shape).astype(dtype)
+    return values
+
+
+def _load(path: str, threads: int):
+    from components.tflite_eval import make_interpreter
+
+    if not os.path.isfile(path):
+        raise DataSourceError(f"{path}: no such .tflite file")
+    interpreter = make_interpreter(path, threads)
+    resized = False
+    for detail in interpreter.get_input_details():
+        signature = list(detail.get("shape_signature", detail["shape"]))
+        if any(d < 0 for d in signature):  # dynamic dims: batch 1, a typical length
+            shape = [1 if i == 0 else (DYNAMIC_SEQ_LEN if d < 0 else int(d)) for i, d in enumerate(signature)]
+            interpreter.resize_tensor_input(detail["index"], shape)
+            resized = True
+    if resized:
+        interpreter.allocate_tensors()
+    return interpreter
+
+
+def _example_feeds(interpreter, examples: Examples) -> List[Dict[int, np.ndarray]]:
+    from components.tflite_eval import input_feature_plan, load_examples
+
+    if isinstance(examples, str):
+        examples = load_examples(examples)[0]
+    examples = list(examples)
+    if not examples:
+        raise ValueError("no examples to benchmark with")
+    details = interpreter.get_input_details()
+    plan = input_feature_plan(details, list(examples[0]))
+    return [{index: np.asarray(e[key]).astype(d["dtype"]).reshape(d["shape"])
+             for d, (index, key) in zip(details, plan)} for e in examples]
+
+
+def benchmark_tflite(path: str, threads: int = 1, runs: int = 200, warmup: int = 20,
+                     examples: Examples = None, seed: int = 0) -> Dict[str, Any]:
+    """Latency percentiles of single-example `invoke()`s; `examples` is a tokenized split folder
+    or a list of feature dicts (real text), else synthetic ids of the right shape."""
+    if runs < 1 or warmup < 0 or threads < 1:
+        raise ValueError("runs and threads must be positive and warmup not negative")
+    interpreter = _load(path, threads)
+    with open(path, "rb") as f:
+        model_bytes = f.read()
+    if examples is None:
+        feeds = [synthetic_inputs(interpreter, model_bytes, seed)]
+        source = "synthetic"
+    else:
+        feeds = _example_feeds(interpreter, examples)
+        source = "examples"
+    times = np.empty(runs, dtype=np.float64)
+    for i in range(warmup + runs):
+        for index, value in feeds[i % len(feeds)].items():
+            interpreter.set_tensor(index, value)
+        start = time.perf_counter()
+        interpreter.invoke()
+        elapsed = time.perf_counter() - start
+        if i >= warmup:
+            times[i - warmup] = elapsed * 1000.0
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    return {
+        "path": path,
+        "model_bytes": len(model_bytes),
+        "threads": threads,
+        "runs": runs,
+        "warmup": warmup,
+        "inputs": source,
+        "input_shapes": [[int(d) for d in x["shape"]] for x in interpreter.get_input_details()],
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+        "mean_ms": float(times.mean()),
+        "min_ms": float(times.min()),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def benchmark_models(models: Mapping[str, str] | Sequence[str], runs: int = 200, warmup: int = 20,
+                     examples: Examples | Mapping[str, Examples] = None,
+                     accuracies: Optional[Mapping[str, float]] = None,
+                     threads: Optional[Sequence[int]] = None) -> List[Dict[str, Any]]:
+    """Each model at 1 thread and at all cores. `models` maps a name (e.g. "AWE", "MobileBERT
+    (int8)") to a path; `examples` / `accuracies` may be per name since AWE and BERT models take
+    differently tokenized inputs."""
+    if not isinstance(models, Mapping):
+        models = {os.path.basename(p): p for p in models}
+    counts = sorted(set(threads or (1, os.cpu_count() or 1)))
+    results = []
+    for name, path in models.items():
+        model_examples = examples.get(name) if isinstance(examples, Mapping) else examples
+        latency = {str(n): benchmark_tflite(path, n, runs, warmup, model_examples) for n in counts}
+        results.append({
+            "name": name,
+            "path": path,
+            "model_bytes": os.path.getsize(path),
+            "accuracy": (accuracies or {}).get(name),
+            "latency": latency,
+        })
+    return results
+
+
+def format_size(num_bytes: int) -> str:
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e6 else f"{num_bytes / 1e3:.1f} KB"
+
+
+def table_rows(results: Sequence[Mapping[str, Any]]) -> List[Dict[str, str]]:
+    """Rows shaped like the Model Maker guide's table, one more column per extra thread count."""
+    rows = []
+    for result in results:
+        accuracy = result.get("accuracy")
+        row = {
+            "Model architecture": str(result["name"]),
+            "Test accuracy": f"{100 * accuracy:.1f}%" if accuracy is not None else "n/a",
+            "Model size": format_size(int(result["model_bytes"])),
+        }
+        for n, stats in sorted(result["latency"].items(), key=lambda kv: int(kv[0])):
+            label = "CPU 1 thread latency" if int(n) == 1 else f"CPU {n} threads latency"
+            row[label] = f"{stats['p50_ms']:.2f} ms"
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: Sequence[Mapping[str, str]]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(row.get(c, "") for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`textclf benchmark MODEL.tflite [--threads 1] [--runs N] [--json]`."""
+    parser = argparse.ArgumentParser(prog="textclf benchmark",
+                                     description="CPU latency of a .tflite text classifier (LiteRT).")
+    parser.add_argument("model", help=".tflite file (ours or Model Maker's)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--examples", default=None,
+                        help="tokenized split folder to time real examples (default: synthetic ids)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    args = parser.parse_args(argv)
+    result = benchmark_tflite(args.model, args.threads, args.runs, args.warmup, args.examples)
+    print(f"model        {result['path']} ({format_size(result['model_bytes'])}, inputs "
+          f"{result['input_shapes']}, {result['inputs']})")
+    print(f"threads      {result['threads']}, {result['runs']} runs after {result['warmup']} warm-up")
+    print(f"latency      p50 {result['p50_ms']:.3f} ms  p90 {result['p90_ms']:.3f} ms  "
+          f"p99 {result['p99_ms']:.3f} ms")
+    print(f"peak memory  {result['peak_rss_mb']:.0f} MB (whole process)")
+    if args.json:
+        keys = ("model_bytes", "threads", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "runs",
+                "peak_rss_mb", "inputs")
+        print(json.dumps({k: result[k] for k in keys}))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
