@@ -1,0 +1,545 @@
+"""MediaPipe Model Maker's `text_classifier` API, on this package's library and current TensorFlow.
+
+Moving a notebook over is one import line:
+`from mediapipe_model_maker import text_classifier, quantization` becomes
+`from components import text_classifier, quantization`. The guide's calls then run unchanged.
+
+Everything runs in-process on the functions the pipeline's steps call: ingest's reader and
+stratified splitter, the split and tokenized folder formats, `train.train`, `export` and `quantize`.
+A model made here and one the pipeline makes from the same data and options are the same model.
+Only the Beam runner is skipped: tokenization calls the per-batch encoder and record framing the
+Beam pipeline's workers run, which gives byte-identical folders without a runner's start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import glob
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+import weakref
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from components import ingest, split_io
+from components import preprocess as pp
+from components import tokenizers as tok
+from components.errors import ConfigError, EncoderError, LabelError
+from components.options import (AWE, BERT, DEFAULT_BERT_ENCODER, AverageWordEmbeddingHParams,
+                                AverageWordEmbeddingModelOptions, BertHParams, BertModelOptions,
+                                CSVParams)
+from components.quantization import QuantizationConfig
+
+_LOG = logging.getLogger(__name__)
+DEFAULT_MODEL_NAME = "model.tflite"
+
+__all__ = [
+    "AverageWordEmbeddingHParams", "AverageWordEmbeddingModelOptions", "BertHParams",
+    "BertModelOptions", "CSVParams", "Dataset", "EvaluationResult", "Prediction",
+    "QuantizationConfig", "SupportedModels", "TextClassifier", "TextClassifierOptions",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+class Dataset:
+    """Labelled texts held in memory, as Model Maker's `text_classifier.Dataset`.
+
+    Labels are kept as strings and label names sorted the way ingest sorts them (numerically when
+    they look like integers), so label ids match the pipeline's `labels.txt` for the same data.
+    """
+
+    def __init__(self, texts: Sequence[str], labels: Sequence[Any],
+                 label_names: Optional[Sequence[str]] = None):
+        texts, labels = list(texts), [str(label) for label in labels]
+        if len(texts) != len(labels):
+            raise ConfigError(f"{len(texts)} texts but {len(labels)} labels")
+        names = [str(n) for n in label_names] if label_names is not None \
+            else ingest.sorted_label_names(labels)
+        unknown = ingest.sorted_label_names(set(labels) - set(names))
+        if unknown:
+            raise LabelError(f"label(s) {unknown} are not among the label names {names}")
+        self._texts, self._labels, self._label_names = texts, labels, names
+
+    @classmethod
+    def from_csv(cls, filename: str, csv_params: Optional[CSVParams] = None, shuffle: bool = True,
+                 cache_dir: Optional[str] = None, num_shards: int = 1) -> "Dataset":
+        """Reads a delimited file (local path, gs:// or URL) with ingest's validating reader.
+
+        `shuffle`, `cache_dir` and `num_shards` are Model Maker's and accepted so its calls run;
+        rows stay in file order (training shuffles every epoch, `split` draws per label).
+        """
+        del shuffle, cache_dir, num_shards
+        result = ingest.read_delimited(filename, csv_params or CSVParams())
+        if result.bad_rows:
+            _LOG.warning("%s: skipped %d bad row(s), first at line %d: %s", filename,
+                         len(result.bad_rows), result.bad_rows[0].line, result.bad_rows[0].reason)
+        return cls([text for text, _ in result.rows], [label for _, label in result.rows])
+
+    @property
+    def size(self) -> int:
+        return len(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._label_names)
+
+    @property
+    def label_names(self) -> List[str]:
+        return list(self._label_names)
+
+    @property
+    def texts(self) -> List[str]:
+        return list(self._texts)
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self._labels)
+
+    def rows(self) -> List[Tuple[str, str]]:
+        return list(zip(self._texts, self._labels))
+
+    def split(self, fraction: float, seed: int = 0) -> Tuple["Dataset", "Dataset"]:
+        """(`fraction` of the rows, the rest), cut per label and reproducible for a seed.
+
+        Model Maker cuts in file order, which on a file sorted by label yields one-class parts;
+        ingest's stratified split keeps both parts' label mix. Both keep this dataset's label names.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise ConfigError(f"fraction must be between 0 and 1, got {fraction}")
+        parts = ingest.stratified_split(self.rows(), {"first": fraction}, seed)
+        return tuple(Dataset([t for t, _ in rows], [label for _, label in rows], self._label_names)
+                     for rows in (parts["first"], parts["train"]))
+
+    def __repr__(self) -> str:
+        return f"Dataset(size={self.size}, label_names={self._label_names})"
+
+
+def _label_ids(data: Dataset, label_names: Sequence[str], strict: bool = True) -> List[int]:
+    index = {name: i for i, name in enumerate(label_names)}
+    if strict:
+        unknown = ingest.sorted_label_names(set(data.labels) - set(index))
+        if unknown:
+            raise LabelError(f"label(s) {unknown} are not among the model's labels {list(label_names)}")
+    return [index.get(label, -1) for label in data.labels]
+
+
+# ----------------------------------------------------------------------------------------------
+# Options
+
+class SupportedModels(enum.Enum):
+    """The guide's two classifiers; the value is the pipeline's architecture name."""
+
+    AVERAGE_WORD_EMBEDDING_CLASSIFIER = AWE
+    MOBILEBERT_CLASSIFIER = BERT
+
+
+_CLASSES = {AWE: (AverageWordEmbeddingModelOptions, AverageWordEmbeddingHParams),
+            BERT: (BertModelOptions, BertHParams)}
+
+
+@dataclasses.dataclass
+class TextClassifierOptions:
+    """Model Maker's options; unset `model_options` / `hparams` get the model's defaults.
+
+    For BERT, `BertModelOptions(encoder=...)` picks the encoder: "mobilebert" (Model Maker's,
+    downloaded once), "minilm-l6" (offline), a TF Hub handle or SavedModel, or a Hugging Face
+    BERT folder.
+    """
+
+    supported_model: SupportedModels
+    model_options: Optional[Union[AverageWordEmbeddingModelOptions, BertModelOptions]] = None
+    hparams: Optional[Union[AverageWordEmbeddingHParams, BertHParams]] = None
+
+    def __post_init__(self):
+        if isinstance(self.supported_model, str):  # "awe" / "bert", as the pipeline spells them
+            self.supported_model = SupportedModels(self.supported_model.strip().lower())
+        if not isinstance(self.supported_model, SupportedModels):
+            raise ConfigError(f"supported_model must be a SupportedModels member, got {self.supported_model!r}")
+        options_class, hparams_class = _CLASSES[self.supported_model.value]
+        if self.model_options is None:
+            self.model_options = options_class()
+        if self.hparams is None:
+            self.hparams = hparams_class()
+        for name, value, expected in (("model_options", self.model_options, options_class),
+                                      ("hparams", self.hparams, hparams_class)):
+            if not isinstance(value, expected):
+                raise ConfigError(f"{self.supported_model.name} takes {name} of type "
+                                  f"{expected.__name__}, got {type(value).__name__}")
+
+    @property
+    def architecture(self) -> str:
+        return self.supported_model.value
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+class EvaluationResult(list):
+    """`[loss, accuracy]`, as the guide indexes Model Maker's result; `.metrics` holds the full
+    report (per-class precision/recall/F1, macro F1, confusion matrix, ROC AUC for two classes)."""
+
+    def __init__(self, metrics: Dict[str, Any]):
+        super().__init__([metrics["loss"], metrics["accuracy"]])
+        self.metrics = metrics
+
+    @property
+    def loss(self) -> float:
+        return self[0]
+
+    @property
+    def accuracy(self) -> float:
+        return self[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """The top label, its score, and every label's score."""
+
+    label: str
+    score: float
+    scores: Dict[str, float]
+
+
+# ----------------------------------------------------------------------------------------------
+# Tokenized folders without a Beam runner
+
+def _write_tokenized(folder: str, architecture: str, tokenizer, texts: Sequence[str],
+                     label_ids: Sequence[int], base_meta: Dict[str, Any], split: str) -> Dict:
+    """The tokenized folder the Beam pipeline writes for a split of up to 100,000 examples.
+
+    Same encoder, record framing and meta.json code as its workers; one shard, as Beam's default
+    sharding gives below `EXAMPLES_PER_SHARD` examples.
+    """
+    os.makedirs(folder, exist_ok=True)
+    for pattern in (pp.SHARD_GLOB, pp.META_FILE):
+        for stale in glob.glob(os.path.join(glob.escape(folder), pattern)):
+            os.remove(stale)
+    stats = pp._empty_stats()
+    if texts:
+        with open(os.path.join(folder, pp.shard_name(0, 1)), "wb") as f:
+            for start in range(0, len(texts), pp.BATCH_SIZE):
+                end = start + pp.BATCH_SIZE
+                records, batch_stats = pp.encode_batch(tokenizer, architecture, texts[start:end],
+                                                       label_ids[start:end])
+                f.write(b"".join(map(pp.tfrecord_frame, records)))
+                pp.merge_stats(stats, batch_stats)
+    return pp._write_split_meta(stats, folder, dict(base_meta, split=split), 1)
+
+
+def _resolve_encoder(options: BertModelOptions):
+    from components.encoders import resolve_encoder
+    try:
+        return resolve_encoder(options.encoder)
+    except EncoderError as error:
+        if (options.encoder or DEFAULT_BERT_ENCODER).strip().lower() == DEFAULT_BERT_ENCODER:
+            raise EncoderError(f"{error}\nIn Python: text_classifier.TextClassifierOptions(..., "
+                               "model_options=text_classifier.BertModelOptions(encoder='minilm-l6'))"
+                               ) from error
+        raise
+
+
+def _make_vocabulary(architecture: str, model_options, train_texts: Sequence[str], vocab_dir: str):
+    """Writes the vocabulary folder as preprocessing does; returns (tokenizer, do_lower_case, size)."""
+    os.makedirs(vocab_dir, exist_ok=True)
+    vocab_path = os.path.join(vocab_dir, pp.VOCAB_FILE)
+    if architecture == AWE:
+        lower = bool(model_options.do_lower_case)
+        tokens = tok.build_awe_vocab(tok.count_words(train_texts, lower), model_options.vocab_size)
+        tok.write_awe_vocab(vocab_path, tokens)
+        tokenizer = tok.RegexTokenizer({t: i for i, t in enumerate(tokens)}, model_options.seq_len, lower)
+        return tokenizer, lower, len(tokens)
+    spec = _resolve_encoder(model_options)
+    tokens = list(tok.load_bert_vocab(spec.vocab_path))
+    shutil.copyfile(spec.vocab_path, vocab_path)
+    tok._write_bytes(os.path.join(vocab_dir, pp.TOKENIZER_FILE),
+                     pp._dump_json({"do_lower_case": spec.do_lower_case}))
+    tokenizer = tok.BertTokenizer.from_tokens(tokens, model_options.seq_len, spec.do_lower_case)
+    return tokenizer, spec.do_lower_case, len(tokens)
+
+
+# ----------------------------------------------------------------------------------------------
+# The classifier
+
+class TextClassifier:
+    """A trained (`create`) or exported (`load`) text classifier with Model Maker's methods.
+
+    Made by `create`, it scores with the Keras model and can export; made by `load`, it scores
+    with the .tflite through LiteRT and tokenizes from the model's own metadata, i.e. as the model
+    runs on device.
+    """
+
+    def __init__(self, architecture: str, label_names: Sequence[str], tokenizer, *,
+                 keras_model=None, info: Optional[Dict] = None, tflite_path: str = "",
+                 hparams=None, export_dir: str = "", work_dir: str = "", vocab_dir: str = "",
+                 train_tokenized: str = ""):
+        self.architecture = architecture
+        self._label_names = list(label_names)
+        self._tokenizer = tokenizer
+        self._model, self._info, self._tflite_path = keras_model, info, tflite_path
+        self.hparams = hparams
+        self._export_dir = export_dir
+        self._vocab_dir, self._train_tokenized = vocab_dir, train_tokenized
+        self._work_dir = work_dir
+        self._base_meta: Dict[str, Any] = {}
+        self._float_export = ""
+        self._tflite_runner = None
+        self.training: Dict[str, Any] = {}
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, train_data: Dataset, validation_data: Dataset,
+               options: TextClassifierOptions) -> "TextClassifier":
+        """Tokenizes both datasets, trains, and keeps the best-validation weights.
+
+        The work folder (split and tokenized folders, vocabulary, checkpoints, trained model) is
+        a temporary directory removed with the object; exports go to `hparams.export_dir`.
+        """
+        if not isinstance(options, TextClassifierOptions):
+            raise ConfigError(f"options must be TextClassifierOptions, got {type(options).__name__}")
+        if not isinstance(train_data, Dataset) or not isinstance(validation_data, Dataset):
+            raise ConfigError("train_data and validation_data must be text_classifier.Dataset objects")
+        from components import model_io
+        from components.train import train
+
+        architecture, model_options = options.architecture, options.model_options
+        label_names = train_data.label_names
+        if len(label_names) < 2:
+            raise LabelError(f"the training data has {len(label_names)} class(es) ({label_names}); "
+                             "a classifier needs at least two")
+        if train_data.size == 0:
+            raise LabelError("the training data is empty")
+        _label_ids(validation_data, label_names)  # a clear error before any work
+
+        work = tempfile.mkdtemp(prefix="textclf_")
+        hparams = options.hparams
+        export_dir = hparams.export_dir or tempfile.mkdtemp(prefix="textclf_export_")
+        self = cls(architecture, label_names, None, hparams=hparams, export_dir=export_dir,
+                   work_dir=work, vocab_dir=os.path.join(work, "vocab"),
+                   train_tokenized=os.path.join(work, "tokenized", "train"))
+        weakref.finalize(self, shutil.rmtree, work, True)
+
+        split_dirs = {}
+        for name, data in (("train", train_data), ("validation", validation_data)):
+            split_dirs[name] = os.path.join(work, "splits", name)
+            split_io.write_split(split_dirs[name], data.rows(), label_names)
+        train_texts, _, _ = split_io.read_split(split_dirs["train"])
+        tokenizer, lower, vocab_size = _make_vocabulary(architecture, model_options, train_texts,
+                                                        self._vocab_dir)
+        self._tokenizer = tokenizer
+        self._base_meta = {
+            "architecture": architecture, "seq_len": model_options.seq_len,
+            "label_names": label_names, "do_lower_case": lower, "vocab_size": vocab_size,
+            "features": list(pp.AWE_FEATURES if architecture == AWE else pp.BERT_FEATURES)
+            + ["length", "label"],
+            "model_options": model_options.to_dict(),
+        }
+        tokenized = {}
+        for name, folder in split_dirs.items():
+            texts, ids, _ = split_io.read_split(folder)
+            tokenized[name] = os.path.join(work, "tokenized", name)
+            _write_tokenized(tokenized[name], architecture, tokenizer, texts, ids, self._base_meta, name)
+
+        model_dir = os.path.join(work, "model")
+        self.training = train(architecture, tokenized["train"], tokenized["validation"],
+                              self._vocab_dir, model_options, hparams, model_dir,
+                              os.path.join(work, "checkpoints"))
+        self._model, self._info = model_io.load_trained(model_dir)
+        return self
+
+    @classmethod
+    def load(cls, path: str) -> "TextClassifier":
+        """An exported classifier: a .tflite with MediaPipe metadata, or a folder with model.tflite.
+
+        Any text classifier packing `labels.txt` and `vocab.txt` in its metadata loads.
+        Tokenization comes from the packed vocabulary and
+        mirrors MediaPipe's: AWE looks words up as written (our exports pack Title/UPPER-case
+        spellings), BERT lower-cases.
+        """
+        from components import metadata as md
+        from components.tflite_eval import TfliteClassifier
+
+        tflite = path if os.path.isfile(path) else os.path.join(path, DEFAULT_MODEL_NAME)
+        if not os.path.isfile(tflite):
+            raise ConfigError(f"{path}: no such .tflite file, nor a folder holding {DEFAULT_MODEL_NAME}")
+        with open(tflite, "rb") as f:
+            files = md.associated_files(f.read())
+        missing = [n for n in (md.LABELS_FILE, md.VOCAB_FILE) if n not in files]
+        if missing:
+            raise ConfigError(f"{tflite}: no packed {', '.join(missing)}; is it a text classifier "
+                              "exported with MediaPipe metadata?")
+        label_names = [n for n in files[md.LABELS_FILE].decode("utf-8").split("\n") if n]
+        runner = TfliteClassifier(tflite)
+        seq_len = int(runner.inputs[0]["shape"][-1])
+        work = tempfile.mkdtemp(prefix="textclf_")
+        if len(runner.inputs) == 1:
+            architecture = AWE
+            vocab_path = md.write_file(os.path.join(work, md.VOCAB_FILE), files[md.VOCAB_FILE])
+            tokenizer = tok.RegexTokenizer(dict(md.read_awe_vocab(vocab_path)), seq_len, False)
+        elif len(runner.inputs) == 3:
+            architecture = BERT
+            tokens = files[md.VOCAB_FILE].decode("utf-8").split("\n")
+            tokenizer = tok.BertTokenizer.from_tokens([t.rstrip("\r") for t in tokens if t.strip()],
+                                                      seq_len, do_lower_case=True)
+        else:
+            raise ConfigError(f"{tflite}: {len(runner.inputs)} inputs; a text classifier has 1 (AWE) or 3 (BERT)")
+        self = cls(architecture, label_names, tokenizer, tflite_path=tflite,
+                   export_dir=os.path.dirname(os.path.abspath(tflite)), work_dir=work)
+        self._tflite_runner = runner
+        self._base_meta = {"architecture": architecture, "seq_len": seq_len,
+                           "label_names": label_names, "do_lower_case": tokenizer.do_lower_case,
+                           "features": list(pp.AWE_FEATURES if architecture == AWE else pp.BERT_FEATURES)
+                           + ["length", "label"]}
+        weakref.finalize(self, shutil.rmtree, work, True)
+        return self
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def label_names(self) -> List[str]:
+        return list(self._label_names)
+
+    @property
+    def export_dir(self) -> str:
+        return self._export_dir
+
+    @property
+    def keras_model(self):
+        """The trained Keras model (None for a loaded .tflite)."""
+        return self._model
+
+    def summary(self) -> None:
+        if self._model is None:
+            raise ConfigError("a loaded .tflite classifier has no Keras summary")
+        self._model.summary()
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def _tokenize(self, data: Dataset, strict: bool = True) -> str:
+        folder = tempfile.mkdtemp(prefix="data_", dir=self._work_dir)
+        _write_tokenized(folder, self.architecture, self._tokenizer, data.texts,
+                         _label_ids(data, self._label_names, strict), self._base_meta, "data")
+        return folder
+
+    def evaluate(self, data: Dataset, batch_size: int = 32) -> EvaluationResult:
+        """`[loss, accuracy]` (plus `.metrics`) with the metrics code of the pipeline's evaluate."""
+        from components.metrics import classification_metrics
+
+        folder = self._tokenize(data)
+        try:
+            if self._model is not None:
+                from components.evaluate import predict_tokenized
+                probs, labels = predict_tokenized(self._model, self._info, folder, batch_size)
+                metrics = classification_metrics(labels, probs, self._label_names)
+            else:
+                from components.tflite_eval import evaluate_tflite
+                metrics = evaluate_tflite(self._tflite_path, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        metrics["architecture"] = self.architecture
+        return EvaluationResult(metrics)
+
+    def predict_scores(self, texts: Sequence[str], batch_size: int = 256):
+        """Class probabilities [len(texts), num_classes], columns in `label_names` order."""
+        import numpy as np
+
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self._label_names)), np.float32)
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            encoded = self._tokenizer.encode_batch(texts[start:start + batch_size])
+            if self.architecture == AWE:
+                features = {pp.AWE_FEATURES[0]: encoded[0]}
+            else:
+                features = {name: encoded[name] for name in pp.BERT_FEATURES}
+            if self._model is not None:
+                inputs = features if self.architecture == BERT else features[pp.AWE_FEATURES[0]]
+                chunks.append(self._model(inputs, training=False).numpy())
+            else:
+                rows = len(next(iter(features.values())))
+                chunks.append(self._tflite_runner.predict(
+                    [{k: v[i] for k, v in features.items()} for i in range(rows)]))
+        return np.concatenate(chunks).astype(np.float32)
+
+    def predict(self, texts: Union[str, Sequence[str]], batch_size: int = 256
+                ) -> Union[Prediction, List[Prediction]]:
+        """Top label and scores per text; one `Prediction` for one string, else a list."""
+        single = isinstance(texts, (str, bytes))
+        probs = self.predict_scores([texts] if single else texts, batch_size)
+        predictions = []
+        for row in probs:
+            scores = {name: float(p) for name, p in zip(self._label_names, row)}
+            best = int(row.argmax())
+            predictions.append(Prediction(self._label_names[best], float(row[best]), scores))
+        return predictions[0] if single else predictions
+
+    # -- export --------------------------------------------------------------------------------
+
+    def _float_export_dir(self) -> str:
+        """The export step's folder (SavedModel, float .tflite with metadata), made once."""
+        if not self._float_export:
+            from components.export import export_keras_model
+            folder = os.path.join(self._work_dir, "export")
+            result = export_keras_model(self._model, self._info, self._vocab_dir, folder)
+            for message in result.get("warnings", []):
+                warnings.warn(message, stacklevel=3)
+            self._float_export = folder
+        return self._float_export
+
+    def export_model(self, model_name: str = DEFAULT_MODEL_NAME,
+                     quantization_config: Optional[QuantizationConfig] = None) -> str:
+        """Writes `export_dir/model_name`, a MediaPipe-ready .tflite (labels and vocabulary packed),
+        quantized per `quantization_config`; returns its path."""
+        from components import options as opts
+
+        config = quantization_config
+        if isinstance(config, dict):
+            config = QuantizationConfig.from_dict(config)
+        if config is not None and not isinstance(config, opts.QuantizationConfig):
+            raise ConfigError(f"quantization_config must be a QuantizationConfig, got {type(config).__name__}")
+        quantize = config is not None and config.mode != "none"
+        if self._model is None:
+            if quantize:
+                raise ConfigError("a loaded .tflite cannot be re-quantized; quantize when exporting "
+                                  "the model made by TextClassifier.create")
+            source = self._tflite_path
+        else:
+            float_dir = self._float_export_dir()
+            source = os.path.join(float_dir, DEFAULT_MODEL_NAME)
+            if quantize:
+                from components.quantize import quantize_model
+                representative = self._train_tokenized
+                data = getattr(config, "representative_data", None)
+                if config.mode == "int8" and data is not None:
+                    representative = self._tokenize(data, strict=False)
+                output = os.path.join(self._work_dir, "quantized", config.mode)
+                shutil.rmtree(output, ignore_errors=True)
+                quantize_model(float_dir, config, output, representative_dir=representative)
+                source = os.path.join(output, DEFAULT_MODEL_NAME)
+        target = os.path.join(self._export_dir, model_name)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        if os.path.abspath(source) != os.path.abspath(target):
+            shutil.copyfile(source, target)
+        _LOG.info("exported %s", target)
+        return target
+
+    def export_labels(self, export_dir: str = "", label_filename: str = "labels.txt") -> str:
+        """Writes the label names, one a line in id order; `export_dir` defaults to the model's."""
+        path = os.path.join(export_dir or self._export_dir, label_filename)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        split_io.write_labels(path, self._label_names)
+        return path
+
+    def __repr__(self) -> str:
+        source = "keras" if self._model is not None else self._tflite_path
+        return f"TextClassifier({self.architecture}, labels={self._label_names}, model={source})"
