@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from components import storage
 from components.errors import InputFormatError, LabelError
-from components.options import CSVParams, SplitOptions
+from components.options import AUTO, CSVParams, SplitOptions
 from components.split_io import write_split
 
 SPLITS = ("train", "validation", "test")
@@ -73,6 +73,16 @@ def _label_key(label: str):
         return (1, 0, label)
 
 
+def _auto_text_column(fieldnames: List[str], label_column: str) -> str:
+    others = [name for name in fieldnames if name != label_column]
+    if len(others) == 1:
+        return others[0]
+    for name in ("text", "sentence"):
+        if name in others:
+            return name
+    return "text"  # not in the header: the missing-column error below lists what is there
+
+
 def sorted_label_names(labels) -> List[str]:
     return sorted(set(labels), key=_label_key)
 
@@ -88,7 +98,10 @@ def read_delimited(uri: str, params: CSVParams) -> ReadResult:
     if data.startswith(b"\xef\xbb\xbf") and params.encoding.lower().replace("-", "") == "utf8":
         data = data[3:]
     text = _decode_lines(data, params, uri, bad)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=params.delimiter,
+    delimiter = params.delimiter
+    if delimiter == AUTO:
+        delimiter = "\t" if uri.lower().endswith((".tsv", ".tab")) else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                         quotechar=params.quotechar or None, quoting=csv.QUOTE_MINIMAL if params.quotechar
                         else csv.QUOTE_NONE, strict=False)
     header_line = 0
@@ -103,13 +116,15 @@ def read_delimited(uri: str, params: CSVParams) -> ReadResult:
     except csv.Error as error:
         raise InputFormatError(f"unreadable header: {error}", path=uri, line=1) from error
     fieldnames = [name.strip() for name in fieldnames]
-    for column in (params.text_column, params.label_column):
+    text_column = _auto_text_column(fieldnames, params.label_column) if params.text_column == AUTO \
+        else params.text_column
+    for column in (text_column, params.label_column):
         if column not in fieldnames:
             raise InputFormatError(
                 f"no column named {column!r}; the header has {fieldnames} "
-                f"(delimiter {params.delimiter!r}). Set text_column/label_column, or fieldnames for "
+                f"(delimiter {delimiter!r}). Set text_column/label_column, or fieldnames for "
                 "a file without a header", path=uri, line=header_line or None, column=column)
-    text_index = fieldnames.index(params.text_column)
+    text_index = fieldnames.index(text_column)
     label_index = fieldnames.index(params.label_column)
 
     def reject(line, column, reason):
@@ -137,7 +152,7 @@ def read_delimited(uri: str, params: CSVParams) -> ReadResult:
             continue
         text_value, label_value = record[text_index], record[label_index].strip()
         if not text_value.strip():
-            reject(line, params.text_column, "empty text")
+            reject(line, text_column, "empty text")
             continue
         if not label_value:
             reject(line, params.label_column, "empty label")

@@ -59,9 +59,17 @@ class _JsonOptions:
         return cls.from_dict(json.loads(text) if text else {})
 
 
+AUTO = "auto"
+
+
 @dataclasses.dataclass
 class CSVParams(_JsonOptions):
-    """How to read a delimited file (Model Maker's `CSVParams`, plus encoding and bad-row policy)."""
+    """How to read a delimited file (Model Maker's `CSVParams`, plus encoding and bad-row policy).
+
+    `delimiter="auto"` picks a tab for `.tsv`/`.tab` files and a comma otherwise;
+    `text_column="auto"` picks the header's only column besides the label column, else a column
+    named `text` or `sentence`.
+    """
 
     text_column: str = "text"
     label_column: str = "label"
@@ -74,13 +82,13 @@ class CSVParams(_JsonOptions):
     def __post_init__(self):
         if self.delimiter in ("\\t", "tab", "TAB"):
             self.delimiter = "\t"
-        if len(self.delimiter) != 1:
+        if self.delimiter != AUTO and len(self.delimiter) != 1:
             raise ConfigError(f"delimiter must be one character, got {self.delimiter!r}")
         if self.quotechar is not None and len(self.quotechar) != 1:
             raise ConfigError(f"quotechar must be one character, got {self.quotechar!r}")
         if self.on_bad_rows not in ("error", "skip"):
             raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {self.on_bad_rows!r}")
-        if self.text_column == self.label_column:
+        if self.text_column == self.label_column and self.text_column != AUTO:
             raise ConfigError("text_column and label_column must differ")
 
 

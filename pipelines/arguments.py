@@ -91,9 +91,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
     values: Dict[str, Any] = {}
     if getattr(args, "config", None):
         values.update(load_config(args.config))
-    csv = dict(values.get("csv_params") or {})
-    if not (args.train or values.get("train")):
-        csv = {**DEFAULTS["csv_params"], **csv}  # the default source is SST-2: a TSV
+    csv = {**DEFAULTS["csv_params"], **(values.get("csv_params") or {})}
     _set(csv, "text_column", args.text_column)
     _set(csv, "label_column", args.label_column)
     _set(csv, "delimiter", args.delimiter)

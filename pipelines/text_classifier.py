@@ -17,7 +17,7 @@ DEFAULTS = {
     "train": f"{SST2_ZIP}#SST-2/train.tsv",
     "validation": f"{SST2_ZIP}#SST-2/dev.tsv",
     "test": "",
-    "csv_params": {"text_column": "sentence", "label_column": "label", "delimiter": "\t"},
+    "csv_params": {"text_column": "auto", "label_column": "label", "delimiter": "auto"},
 }
 
 

@@ -22,10 +22,10 @@ def make_job(template_path: str, project: str, region: str, pipeline_root: str, 
         credentials=credentials)
 
 
-def submit(job, schedule: str = "", service_account: str = "", schedule_name: str = ""):
+def submit(job, schedule: str = "", service_account: str = "", schedule_name: str = "textclf-schedule"):
     """Submits now, or creates a schedule when `schedule` (a cron expression) is given."""
     if schedule:
-        return job.create_schedule(cron=schedule, display_name=schedule_name or f"{job.display_name}-schedule",
+        return job.create_schedule(cron=schedule, display_name=schedule_name,
                                    service_account=service_account or None)
     job.submit(service_account=service_account or None)
     return job

@@ -196,3 +196,15 @@ def test_reads_and_writes_through_gcs_emulator(tmp_path, gcs_emulator):
 def test_unreachable_url_is_a_clear_error(tmp_path):
     with pytest.raises(DataSourceError, match="could not download"):
         read_delimited("http://127.0.0.1:9/SST-2.zip#SST-2/train.tsv", TSV)
+
+
+def test_auto_delimiter_and_text_column(tmp_path):
+    auto = CSVParams(text_column="auto", delimiter="auto")
+    tsv_path = write_text(tmp_path / "t.tsv", tsv([("good, fun", "1"), ("bad", "0")]))
+    assert read_delimited(tsv_path, auto).rows == [("good, fun", "1"), ("bad", "0")]
+    csv_path = write_text(tmp_path / "t.csv", "id,review,label\n1,nice,1\n2,awful,0\n")
+    with pytest.raises(InputFormatError, match="no column named 'text'.*'review'"):
+        read_delimited(csv_path, auto)
+    assert read_delimited(csv_path, CSVParams(text_column="review", delimiter="auto")).rows[0] == ("nice", "1")
+    two = write_text(tmp_path / "two.csv", "label,comment\n1,nice\n")
+    assert read_delimited(two, auto).rows == [("nice", "1")]

@@ -48,7 +48,7 @@ def parse(*argv):
 def test_default_run_uses_sst2_zip():
     values = parse()
     assert "train" not in values  # pipeline default: the public SST-2.zip
-    assert values["csv_params"]["delimiter"] == "\t" and values["csv_params"]["text_column"] == "sentence"
+    assert values["csv_params"]["delimiter"] == "auto" and values["csv_params"]["text_column"] == "auto"
 
 
 def test_flags_map_onto_pipeline_parameters(tmp_path):
@@ -59,7 +59,7 @@ def test_flags_map_onto_pipeline_parameters(tmp_path):
                    "--bert-encoder", "minilm-l6", "--quantization", "float16", "--export-dir", "gs://b/out",
                    "--beam-arg=--direct_num_workers=2", "--min-accuracy", "0.7")
     assert values["train"] == "a.csv" and values["validation"] == "" and values["test"] == ""
-    assert values["csv_params"]["text_column"] == "review" and values["csv_params"]["delimiter"] == ","
+    assert values["csv_params"]["text_column"] == "review" and values["csv_params"]["delimiter"] == "auto"
     assert values["models"] == ["awe"]
     assert values["awe_hparams"]["epochs"] == 4 and values["awe_hparams"]["batch_size"] == 64
     assert values["bert_model_options"]["encoder"] == "minilm-l6"
@@ -102,26 +102,29 @@ def test_vertex_job_and_schedule_requests(compiled, monkeypatch, gcs_emulator):
             raise Sent(kind)
         return fake
 
+    # The emulator has no projects: the SDK's bucket-ownership lookup (Resource Manager) is answered here.
+    from google.cloud.aiplatform.utils import gcs_utils
+    monkeypatch.setattr(gcs_utils, "_verify_bucket_ownership", lambda bucket, project, client: True)
     monkeypatch.setattr(PipelineServiceClient, "create_pipeline_job", capture("job"))
     monkeypatch.setattr(ScheduleServiceClient, "create_schedule", capture("schedule"))
     args = {"models": ["awe"], "train": "gs://b/train.csv", "export_dir": "gs://b/out"}
-    job = vertex.make_job(compiled, "my-project", "europe-west4", "gs://textclf-test/root", args,
+    job = vertex.make_job(compiled, "textclf-test", "europe-west4", "gs://textclf-test/root", args,
                           credentials=AnonymousCredentials())
     with pytest.raises((Sent, RuntimeError)):
-        vertex.submit(job, service_account="sa@my-project.iam.gserviceaccount.com")
+        vertex.submit(job, service_account="sa@textclf-test.iam.gserviceaccount.com")
     request = sent["job"]
-    assert request["parent"] == "projects/my-project/locations/europe-west4"
+    assert request["parent"] == "projects/textclf-test/locations/europe-west4"
     pipeline_job = request["pipeline_job"]
     assert pipeline_job.runtime_config.gcs_output_directory == "gs://textclf-test/root"
-    assert pipeline_job.service_account == "sa@my-project.iam.gserviceaccount.com"
+    assert pipeline_job.service_account == "sa@textclf-test.iam.gserviceaccount.com"
     assert pipeline_job.runtime_config.parameter_values["train"] == "gs://b/train.csv"
 
-    job = vertex.make_job(compiled, "my-project", "europe-west4", "gs://textclf-test/root", args,
+    job = vertex.make_job(compiled, "textclf-test", "europe-west4", "gs://textclf-test/root", args,
                           credentials=AnonymousCredentials())
     with pytest.raises((Sent, RuntimeError)):
-        vertex.submit(job, schedule="0 3 * * 1")
+        vertex.submit(job, schedule="0 3 * * 1", schedule_name="weekly")
     schedule = sent["schedule"]["schedule"]
-    assert schedule.cron == "0 3 * * 1"
+    assert schedule.cron == "0 3 * * 1" and schedule.display_name == "weekly"
     assert schedule.create_pipeline_job_request.pipeline_job.runtime_config.gcs_output_directory == "gs://textclf-test/root"
     with pytest.raises(ConfigError, match="gs://"):
         vertex.make_job(compiled, "p", "r", "/local/root", args)
