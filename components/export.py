@@ -114,7 +114,9 @@ def export_keras_model(model, info: Dict[str, Any], vocab_dir: str, output_dir: 
     do_lower_case = None
     if architecture == AWE:
         do_lower_case = bool(info["model_options"].get("do_lower_case", True))
-        packed = md.write_awe_metadata(float_bytes, vocab_path, label_names, do_lower_case=do_lower_case)
+        packed = md.write_awe_metadata(
+            float_bytes, vocab_path, label_names, do_lower_case=do_lower_case,
+            case_variants=bool(info["model_options"].get("device_case_variants", False)))
     elif architecture == BERT:
         do_lower_case = _bert_do_lower_case(vocab_dir)
         packed = md.write_bert_metadata(float_bytes, vocab_path, label_names)

@@ -35,7 +35,13 @@ MODEL_IDENTIFIER = b"TFL3"
 MODEL_NAME = "TextClassifier"
 MODEL_DESCRIPTION = "Classify the input text into a set of known categories."
 MIN_PARSER_VERSION = "1.2.1"
-REGEX_DELIM = r"[^\w']+"
+# MediaPipe's RegexTokenizer splits with RE2, where `\w` is ASCII-only: Model Maker's `[^\w']+`
+# cut "café", "ÜBER" or "日本語" apart on device although training (Python's Unicode `\w`) kept
+# them whole. Python's `\w` is exactly `[\p{L}\p{N}_]` (letters, numbers of every kind, the
+# underscore; not combining marks), which RE2 understands, so the device splits where training
+# does (components/tokenizers.py; checked code point by code point in
+# tests/test_awe_device_parity.py).
+REGEX_DELIM = r"[^\p{L}\p{N}_']+"
 VOCAB_FILE = "vocab.txt"
 LABELS_FILE = "labels.txt"
 _VOCAB_DESCRIPTION = "Vocabulary file to convert natural language words to embedding vectors."
@@ -363,28 +369,66 @@ def read_awe_vocab(vocab_path: str) -> List[Tuple[str, int]]:
     return pairs
 
 
-def case_insensitive_vocab(pairs: Iterable[Tuple[str, int]]) -> List[Tuple[str, int]]:
-    """Adds Title-case and UPPER-case spellings of each token, sharing the token's id.
+def _case_variants(token: str) -> List[str]:
+    """Spellings of a lower-case token that text may use: Title case and UPPER case.
 
-    MediaPipe's regex tokenizer looks tokens up verbatim; a lower-cased vocabulary would map
-    "Great" and "GREAT" to <UNKNOWN> although training saw "great". Spellings already present
-    keep their own id; other mixed casings ("gReAt") stay unknown.
+    Besides `str.upper()` ("straße" -> "STRASSE"), the upper-case spellings that keep one letter
+    per letter ("STRAßE", "STRAẞE"), and the title-case form of a first letter that has one
+    ("ǆemal" -> "ǅemal").
     """
+    first, rest = token[:1], token[1:]
+
+    def capital(c: str, keep: bool) -> str:
+        upper = c.upper()
+        if len(upper) == 1:
+            return upper
+        if keep:
+            return c
+        title = c.title()
+        return title if len(title) == 1 else _CAPITAL_FORMS.get(c, c)
+
+    return [first.upper() + rest, first.title() + rest, token.upper(),
+            "".join(capital(c, True) for c in token), "".join(capital(c, False) for c in token)]
+
+
+# Lower-case letters whose `upper()` is two letters but that also have a one-letter capital.
+_CAPITAL_FORMS = {"ß": "ẞ"}
+
+
+def case_insensitive_vocab(pairs: Iterable[Tuple[str, int]]) -> List[Tuple[str, int]]:
+    """Adds Title-case and UPPER-case spellings of each token, with the id training gives them.
+
+    MediaPipe's regex tokenizer looks tokens up verbatim, while training lower-cases the text
+    first: a lower-cased vocabulary alone would map "Great" and "GREAT" to <UNKNOWN> on device
+    although training read them as "great". A spelling is added only when the training tokenizer
+    (`split_words`) reads it as exactly one token of the vocabulary, and it gets that token's id:
+    so "STRASSE" is "strasse" (or stays unknown), never "straße", and a spelling training would
+    split (e.g. "İ", which lower-cases to "i" + a combining dot) is not added. Spellings already
+    present keep their own id; other mixed casings ("gReAt") stay unknown on device, the one
+    difference from training that no vocabulary can remove.
+    """
+    from components.tokenizers import split_words
+
     pairs = list(pairs)
-    seen = {token for token, _ in pairs}
+    ids = {token: index for token, index in pairs}
+    seen = set(ids)
     extra = []
-    for token, index in pairs:
+    for token, _ in pairs:
         if token in _AWE_SPECIALS:
             continue
-        for variant in (token[:1].upper() + token[1:], token.upper()):
-            if variant not in seen:
+        for variant in _case_variants(token):
+            if variant in seen or split_words(variant, False) != [variant]:
+                continue  # present already, or the device would not read it as one token
+            words = split_words(variant, True)
+            if len(words) == 1 and words[0] in ids:
                 seen.add(variant)
-                extra.append((variant, index))
+                extra.append((variant, ids[words[0]]))
     return pairs + extra
 
 
 def write_awe_metadata(tflite_bytes: bytes, vocab_path: str, label_names: Sequence[str], *,
-                       do_lower_case: bool = True, delim_regex_pattern: str = REGEX_DELIM,
+                       do_lower_case: bool = True, case_variants: bool = True,
+                       delim_regex_pattern: str = REGEX_DELIM,
                        name: str = MODEL_NAME, description: str = MODEL_DESCRIPTION,
                        version: Optional[str] = None, author: Optional[str] = None,
                        license: Optional[str] = None) -> bytes:
@@ -393,7 +437,7 @@ def write_awe_metadata(tflite_bytes: bytes, vocab_path: str, label_names: Sequen
         raise ValueError("an AWE classifier has one input tensor (token ids)")
     _check_single_output(tflite_bytes, len(label_names))
     pairs = read_awe_vocab(vocab_path)
-    if do_lower_case:
+    if do_lower_case and case_variants:
         pairs = case_insensitive_vocab(pairs)
     vocab = "".join(f"{token} {index}\n" for token, index in pairs).encode("utf-8")
     tokenizer = {"options": {"_type": "RegexTokenizerOptions",

@@ -111,13 +111,21 @@ class SplitOptions(_JsonOptions):
 
 @dataclasses.dataclass
 class AverageWordEmbeddingModelOptions(_JsonOptions):
-    """Model Maker's AWE options; defaults are Model Maker's."""
+    """Model Maker's AWE options; defaults are Model Maker's.
+
+    `device_case_variants` adds the capitalised and upper-case spellings of every vocabulary
+    token to the vocabulary packed into the .tflite, so MediaPipe (which never lower-cases)
+    maps "Great" and "GREAT" to the id training gave "great". It roughly triples the packed
+    vocabulary (about +260 KB at the defaults), so it is off by default to keep Model Maker's
+    model size; without it capitalised words are `<UNKNOWN>` on the device, as with Model Maker.
+    """
 
     seq_len: int = 256
     wordvec_dim: int = 16
     dropout_rate: float = 0.2
     do_lower_case: bool = True
     vocab_size: int = 10000
+    device_case_variants: bool = False
 
     def __post_init__(self):
         if self.seq_len < 3:

@@ -39,7 +39,29 @@ MIN_SEQ_LEN = 3
 
 # The non-empty pieces of `re.split(AWE_TOKEN_PATTERN, text)` are exactly the maximal runs of the
 # complementary class, so one `findall` replaces split + strip + filter (and is ~2x faster).
-_WORD_RE = re.compile(r"[\w']+")
+#
+# On-device parity (tests/test_awe_device_parity.py): MediaPipe's RegexTokenizer splits with RE2,
+# whose `\w` is ASCII-only, so the exported model's metadata does not reuse this pattern but its
+# RE2 equivalent `[^\p{L}\p{N}_']+` (components/metadata.py, REGEX_DELIM): for every code point of
+# Python's Unicode database, Python's `\w` is exactly `[\p{L}\p{N}_]`. One thing the device does
+# cannot be configured: it reads the text as a C string (`absl::string_view(input.data())`), so a
+# text ends at its first NUL character there. Training does the same (the one deliberate departure
+# from Model Maker's `re.split`); otherwise every word after a NUL would be seen only in training.
+_WORD_PATTERN = re.compile(r"[\w']+")
+
+
+class _Words:
+    r"""`findall`: the maximal `[\w']+` runs of a text, up to its first NUL (see above)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def findall(text: str) -> List[str]:
+        end = text.find("\0")
+        return _WORD_PATTERN.findall(text, 0, len(text) if end < 0 else end)
+
+
+_WORD_RE = _Words()
 
 
 def _check_seq_len(seq_len: int) -> int:
@@ -57,7 +79,10 @@ def _as_text(text) -> str:
 
 
 def split_words(text, do_lower_case: bool = True) -> List[str]:
-    """Model Maker's `_regex_tokenize`: lower-case (optionally), split on `[^\\w']+`, drop empties."""
+    """Model Maker's `_regex_tokenize`: lower-case (optionally), split on `[^\\w']+`, drop empties.
+
+    A NUL character ends the text, as it does for MediaPipe's on-device tokenizer.
+    """
     text = _as_text(text)
     return _WORD_RE.findall(text.lower() if do_lower_case else text)
 

@@ -53,7 +53,7 @@ def test_awe_export_folder_and_metadata(awe):
     (tensor,) = meta["subgraph_metadata"][0]["input_tensor_metadata"]
     (unit,) = tensor["process_units"]
     assert unit["options"]["_type"] == "RegexTokenizerOptions"
-    assert unit["options"]["delim_regex_pattern"] == r"[^\w']+"
+    assert unit["options"]["delim_regex_pattern"] == md.REGEX_DELIM == r"[^\p{L}\p{N}_']+"
     assert unit["options"]["vocab_file"][0] == {
         "name": "vocab.txt", "type": "VOCABULARY",
         "description": "Vocabulary file to convert natural language words to embedding vectors."}
@@ -126,7 +126,7 @@ def test_metadata_matches_mediapipe_schema_bindings(awe, bert):
     assert meta.name == b"TextClassifier" and meta.minParserVersion == b"1.2.1"
     unit = meta.subgraphMetadata[0].inputTensorMetadata[0].processUnits[0]
     assert unit.optionsType == schema.ProcessUnitOptions.RegexTokenizerOptions
-    assert unit.options.delimRegexPattern == rb"[^\w']+"
+    assert unit.options.delimRegexPattern == md.REGEX_DELIM.encode()
     assert unit.options.vocabFile[0].type == schema.AssociatedFileType.VOCABULARY
     out = meta.subgraphMetadata[0].outputTensorMetadata[0]
     assert list(out.stats.max) == [1.0] and list(out.stats.min) == [0.0]

@@ -91,7 +91,8 @@ def make_awe(root: str, seq_len: int = 16, wordvec_dim: int = 16, epochs: int = 
 
     keras.utils.set_random_seed(0)
     options = AverageWordEmbeddingModelOptions(seq_len=seq_len, wordvec_dim=wordvec_dim,
-                                               vocab_size=len(vocab_tokens), dropout_rate=0.0)
+                                               vocab_size=len(vocab_tokens), dropout_rate=0.0,
+                                               device_case_variants=True)
     model = _fit(build_awe_model(options, len(LABELS)), ids, labels, epochs)
     model_dir = save_trained(os.path.join(root, "model"), model, AWE, options, LABELS)
     export = export_model(model_dir, vocab_dir, os.path.join(root, "export"))
