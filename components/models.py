@@ -16,18 +16,40 @@ from components.options import AverageWordEmbeddingModelOptions
 AWE_INPUT = "input_ids"
 
 
+class ZeroPadRow(keras.constraints.Constraint):
+    """Keeps the `<PAD>` (id 0) embedding row at zero after every update."""
+
+    def __call__(self, weights):
+        return tf.concat([tf.zeros_like(weights[:1]), weights[1:]], axis=0)
+
+
+class PadZeroInitializer(keras.initializers.Initializer):
+    """Keras' default uniform embedding initialisation, with the `<PAD>` row starting at zero."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        weights = keras.initializers.RandomUniform(-0.05, 0.05, seed=self.seed)(shape, dtype=dtype)
+        return ZeroPadRow()(weights)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
 class MaskedAverage(keras.layers.Layer):
     """Mean of token vectors over positions whose id is not `<PAD>` (0).
 
-    Written with plain elementwise ops and reductions so it converts to TFLite builtins.
+    The `<PAD>` row of the embedding is held at zero, so summing every position already sums
+    the real tokens; only the count needs the ids. The count is at least one: every sequence
+    starts with `<START>` (our tokenizer and MediaPipe's both put it there). Few ops keep the
+    .tflite small and fast (all TFLite builtins).
     """
 
     def call(self, inputs):
         vectors, ids = inputs
-        mask = tf.cast(tf.not_equal(ids, 0), vectors.dtype)[..., tf.newaxis]
-        total = tf.reduce_sum(vectors * mask, axis=1)
-        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-        return total / count
+        count = tf.reduce_sum(tf.cast(tf.minimum(ids, 1), vectors.dtype), axis=1, keepdims=True)
+        return tf.reduce_sum(vectors, axis=1) / count
 
 
 def build_awe_model(options: AverageWordEmbeddingModelOptions, num_classes: int,
@@ -38,10 +60,13 @@ def build_awe_model(options: AverageWordEmbeddingModelOptions, num_classes: int,
     than `options.vocab_size`, so no embedding rows are wasted on ids that never occur.
     """
     rows = vocab_size if vocab_size is not None else options.vocab_size
+    # Short model and layer names: they become the .tflite's tensor names, bytes in every export
+    # (the default AWE export is held to Model Maker's 776 KB).
     ids = keras.Input(shape=(options.seq_len,), dtype=tf.int32, name=AWE_INPUT)
-    vectors = keras.layers.Embedding(rows, options.wordvec_dim, name="embedding")(ids)
-    pooled = MaskedAverage(name="masked_average")([vectors, ids])
-    hidden = keras.layers.Dense(options.wordvec_dim, activation="relu", name="hidden")(pooled)
+    vectors = keras.layers.Embedding(rows, options.wordvec_dim, embeddings_initializer=PadZeroInitializer(),
+                                     embeddings_constraint=ZeroPadRow(), name="emb")(ids)
+    pooled = MaskedAverage(name="avg")([vectors, ids])
+    hidden = keras.layers.Dense(options.wordvec_dim, activation="relu", name="fc")(pooled)
     hidden = keras.layers.Dropout(options.dropout_rate, name="dropout")(hidden)
-    probs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(hidden)
-    return keras.Model(ids, probs, name="average_word_embedding_classifier")
+    probs = keras.layers.Dense(num_classes, activation="softmax", name="out")(hidden)
+    return keras.Model(ids, probs, name="m")

@@ -178,9 +178,10 @@ def test_real_awe_classifier_scores_agree(tmp_path):
     options = AverageWordEmbeddingModelOptions(seq_len=24, wordvec_dim=32,
                                                vocab_size=len(tokenizer.vocab), dropout_rate=0.0)
     model = build_awe_model(options, len(LABELS))
-    embedding = model.get_layer("embedding")
-    embedding.set_weights([np.random.default_rng(0).normal(
-        0, 1.0, embedding.get_weights()[0].shape).astype(np.float32)])
+    embedding = model.get_layer("emb")
+    weights = np.random.default_rng(0).normal(0, 1.0, embedding.get_weights()[0].shape).astype(np.float32)
+    weights[0] = 0.0  # the <PAD> row, as training keeps it
+    embedding.set_weights([weights])
     tflite = _export(model, 24, LABELS, vocab_dir, str(tmp_path / "export"))
     texts = [t for t in BATTERY if t.strip()]
     ours = model.predict(tokenizer.encode_batch(texts)[0], verbose=0)

@@ -119,7 +119,7 @@ def test_quality_gate_fails_on_a_much_worse_model(models, tmp_path):
 
     fixture = models["awe"]
     model, info = load_trained(fixture["model_dir"])
-    layer = model.get_layer("probabilities")
+    layer = model.get_layer("out")
     kernel, bias = layer.get_weights()
     layer.set_weights([kernel[:, ::-1], bias[::-1]])
     worse = export_keras_model(model, info, fixture["vocab_dir"], str(tmp_path / "worse"))
