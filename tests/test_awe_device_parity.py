@@ -180,8 +180,7 @@ def test_real_awe_classifier_scores_agree(tmp_path):
     model = build_awe_model(options, len(LABELS))
     embedding = model.get_layer("emb")
     weights = np.random.default_rng(0).normal(0, 1.0, embedding.get_weights()[0].shape).astype(np.float32)
-    weights[0] = 0.0  # the <PAD> row, as training keeps it
-    embedding.set_weights([weights])
+    embedding.set_weights([embedding.embeddings_constraint(weights).numpy()])  # as training keeps them
     tflite = _export(model, 24, LABELS, vocab_dir, str(tmp_path / "export"))
     texts = [t for t in BATTERY if t.strip()]
     ours = model.predict(tokenizer.encode_batch(texts)[0], verbose=0)
