@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from components.benchmark import benchmark_tflite, format_size, markdown_table  # noqa: E402
+from components.benchmark import benchmark_tflite, format_latency, format_size, markdown_table  # noqa: E402
 
 
 def _thread_counts(text: str) -> List[int]:
@@ -55,7 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             })
     rows = [{"Model": r["model"],
              "Model size": format_size(r["model_bytes"]), "Threads": str(r["threads"]),
-             "p50": f"{r['p50_ms']:.3f} ms", "p90": f"{r['p90_ms']:.3f} ms", "p99": f"{r['p99_ms']:.3f} ms"}
+             "p50": format_latency(r["p50_ms"]), "p90": format_latency(r["p90_ms"]),
+             "p99": format_latency(r["p99_ms"])}
             for r in results]
     print(markdown_table(rows))
     print(json.dumps({"results": results}))

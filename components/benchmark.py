@@ -201,6 +201,11 @@ def benchmark_models(models: Mapping[str, str] | Sequence[str], runs: int = 200,
     return results
 
 
+def format_latency(ms: float) -> str:
+    """Milliseconds for models that take them, microseconds for the tiny ones (AWE runs in µs)."""
+    return f"{ms:.2f} ms" if ms >= 1.0 else f"{1000 * ms:.1f} µs"
+
+
 def format_size(num_bytes: int) -> str:
     return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e6 else f"{num_bytes / 1e3:.1f} KB"
 
@@ -217,7 +222,7 @@ def table_rows(results: Sequence[Mapping[str, Any]]) -> List[Dict[str, str]]:
         }
         for n, stats in sorted(result["latency"].items(), key=lambda kv: int(kv[0])):
             label = "CPU 1 thread latency" if int(n) == 1 else f"CPU {n} threads latency"
-            row[label] = f"{stats['p50_ms']:.2f} ms"
+            row[label] = format_latency(stats["p50_ms"])
         rows.append(row)
     return rows
 
@@ -247,8 +252,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"model        {result['path']} ({format_size(result['model_bytes'])}, inputs "
           f"{result['input_shapes']}, {result['inputs']})")
     print(f"threads      {result['threads']}, {result['runs']} runs after {result['warmup']} warm-up")
-    print(f"latency      p50 {result['p50_ms']:.3f} ms  p90 {result['p90_ms']:.3f} ms  "
-          f"p99 {result['p99_ms']:.3f} ms")
+    print(f"latency      p50 {format_latency(result['p50_ms'])}  p90 {format_latency(result['p90_ms'])}  "
+          f"p99 {format_latency(result['p99_ms'])}")
     print(f"peak memory  {result['peak_rss_mb']:.0f} MB (whole process)")
     if args.json:
         keys = ("model_bytes", "threads", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "runs",

@@ -14,6 +14,7 @@ import os
 import shutil
 from typing import Dict, List, Sequence
 
+from components.benchmark import format_latency
 from components.steps import EVALUATION_FILE, EXPORT_INFO, LATENCY_FILE
 
 ARCH_TITLES = {"awe": "Average Word Embedding", "bert": "BERT"}
@@ -127,7 +128,7 @@ def build_report(profile_dir: str, model_dirs: Sequence[str], evaluation_dirs: S
         title = ARCH_TITLES.get(arch, arch)
         if arch == "bert":
             title += f" ({trained[arch].get('model_options', {}).get('encoder', '')})"
-        table.append(f"| {title} | {100 * accuracy:.2f}% | {_size(row['model_bytes'])} | {p50_1:.3f} ms | "
+        table.append(f"| {title} | {100 * accuracy:.2f}% | {_size(row['model_bytes'])} | {format_latency(p50_1)} | "
                      f"{quant_mode} |")
 
         history = []
@@ -150,8 +151,8 @@ def build_report(profile_dir: str, model_dirs: Sequence[str], evaluation_dirs: S
             f"{100 * row['float_tflite_accuracy']:.2f}%, quantized ({quant_mode}) {100 * row['quantized_accuracy']:.2f}% "
             f"(change {row['accuracy_change_points']:+.2f} points); macro F1 {evaluations[arch].get('macro_f1', 0):.4f}."
             f" Best epoch {row.get('best_epoch')}, training {row.get('train_seconds')} s.\n"
-            f"Latency (1 thread) p50 / p90 / p99: {p50_1:.3f} / {row['p90_ms_1_thread']:.3f} / "
-            f"{row['p99_ms_1_thread']:.3f} ms. "
+            f"Latency (1 thread) p50 / p90 / p99: {format_latency(p50_1)} / "
+            f"{format_latency(row['p90_ms_1_thread'])} / {format_latency(row['p99_ms_1_thread'])}. "
             + ("Published." if published else f"**Not published**: {row['not_published_because']}.") + "\n\n"
             + (f"![training curves](plots/{arch}_training_curves.png)\n" if history else "")
             + f"![confusion matrix](plots/{arch}_confusion_matrix.png)\n")

@@ -81,7 +81,7 @@ def test_benchmark_models_table(awe, bert):
     rows = table_rows(results)
     assert list(rows[0])[:4] == ["Model architecture", "Test accuracy", "Model size", "CPU 1 thread latency"]
     assert rows[0]["Test accuracy"] == "87.5%" and rows[1]["Test accuracy"] == "n/a"
-    assert rows[0]["Model size"].endswith("KB") and rows[0]["CPU 1 thread latency"].endswith(" ms")
+    assert rows[0]["Model size"].endswith("KB") and rows[0]["CPU 1 thread latency"].endswith((" ms", " µs"))
     table = markdown_table(rows).splitlines()
     assert table[0].startswith("| Model architecture | Test accuracy | Model size | CPU 1 thread latency")
     assert len(table) == 2 + len(models)
@@ -112,3 +112,9 @@ def test_latency_script(awe, bert, capsys):
     assert [(r["model"], r["threads"]) for r in results] == [(p, t) for p in paths for t in (1, 2)]
     assert all(r["repeats"] == 2 and r["p50_ms"] > 0 for r in results)
     assert lines[0].startswith("| Model |")
+
+
+def test_latency_format_switches_to_microseconds():
+    from components.benchmark import format_latency
+    assert format_latency(0.0031) == "3.1 µs"
+    assert format_latency(12.345) == "12.35 ms"
