@@ -65,10 +65,27 @@ def class_weight_indices(class_weights: Optional[Dict[str, float]], label_names)
 class _EpochCheckpoint(keras.callbacks.Callback):
     """Saves a resumable checkpoint each epoch and keeps the best-validation weights apart."""
 
-    def __init__(self, manager, epoch_var, checkpoint_dir, state, monitor="val_accuracy", every=1):
+    def __init__(self, manager, epoch_var, checkpoint_dir, state, monitor="val_accuracy", every=1,
+                 steps_per_epoch=0, batch_size=0):
         super().__init__()
         self.manager, self.epoch_var, self.dir, self.state = manager, epoch_var, checkpoint_dir, state
         self.monitor, self.every = monitor, max(1, every)
+        self.steps, self.batch_size = steps_per_epoch, batch_size
+        self.report_every = max(1, steps_per_epoch // 10) if steps_per_epoch else 0
+        self.epoch, self.started, self.next_report = 0, 0.0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.started, self.next_report = epoch, time.time(), self.report_every
+
+    def on_train_batch_end(self, batch, logs=None):
+        """A line about every tenth of an epoch: long BERT epochs should not look like a hang."""
+        if not self.report_every or batch + 1 < self.next_report:
+            return
+        self.next_report = batch + 1 + self.report_every
+        elapsed = time.time() - self.started
+        rate = (batch + 1) * self.batch_size / elapsed if elapsed > 0 else 0.0
+        print(f"epoch {self.epoch + 1}: step {batch + 1}/{self.steps}, loss {float((logs or {}).get('loss', 0)):.4f}, "
+              f"{rate:.1f} examples/s", flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -136,7 +153,9 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
     initial_epoch = int(epoch_var.numpy())
 
     every = getattr(hparams, "checkpoint_frequency", 1) or hparams.epochs
-    callback = _EpochCheckpoint(manager, epoch_var, checkpoint_dir, state, every=every)
+    steps_per_epoch = hparams.steps_per_epoch or int(np.ceil(meta["num_examples"] / hparams.batch_size))
+    callback = _EpochCheckpoint(manager, epoch_var, checkpoint_dir, state, every=every,
+                                steps_per_epoch=steps_per_epoch, batch_size=hparams.batch_size)
     started = time.time()
     if initial_epoch < hparams.epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=hparams.epochs, initial_epoch=initial_epoch,
