@@ -204,17 +204,6 @@ def compile_classifier(model: keras.Model, optimizer) -> keras.Model:
     return model
 
 
-def class_weight_map(class_weights: Optional[Dict[str, float]],
-                     label_names: Sequence[str]) -> Optional[Dict[int, float]]:
-    """{label name: weight} -> Keras' {class id: weight}; unnamed classes weigh 1."""
-    if not class_weights:
-        return None
-    unknown = sorted(set(class_weights) - set(label_names))
-    if unknown:
-        raise ConfigError(f"class_weights names label(s) {unknown} not among {list(label_names)}")
-    return {i: float(class_weights.get(name, 1.0)) for i, name in enumerate(label_names)}
-
-
 # --------------------------------------------------------------------------------------------
 # Batching
 # --------------------------------------------------------------------------------------------

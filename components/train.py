@@ -53,7 +53,8 @@ def _bert_batches(folder, options: BertModelOptions, hparams: BertHParams, shuff
     return make(dataset, hparams.batch_size, options.seq_len, shuffle, hparams.seed), meta
 
 
-def class_weight_indices(class_weights: Optional[Dict[str, float]], label_names) -> Optional[Dict[int, float]]:
+def class_weight_map(class_weights: Optional[Dict[str, float]], label_names) -> Optional[Dict[int, float]]:
+    """{label name: weight} -> Keras' {class id: weight}; unnamed classes weigh 1."""
     if not class_weights:
         return None
     unknown = sorted(set(class_weights) - set(label_names))
@@ -160,7 +161,7 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
     if initial_epoch < hparams.epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=hparams.epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=hparams.steps_per_epoch, callbacks=[callback],
-                  class_weight=class_weight_indices(hparams.class_weights, label_names), verbose=0)
+                  class_weight=class_weight_map(hparams.class_weights, label_names), verbose=0)
     train_seconds = time.time() - started
     best = os.path.join(checkpoint_dir, BEST_WEIGHTS)
     if os.path.exists(best):

@@ -13,6 +13,7 @@ from components import bert
 from components.encoders import ENCODER_INPUTS, resolve_encoder
 from components.errors import ConfigError
 from components.options import BertHParams, BertModelOptions
+from components.train import class_weight_map
 from fixtures_bert import make_tiny_hf_checkpoint, make_tiny_savedmodel_encoder, tiny_vocab
 
 VOCAB = {t: i for i, t in enumerate(tiny_vocab())}
@@ -197,10 +198,10 @@ def test_optimizer_choice_is_validated():
     hparams.optimizer = "sgd"
     with pytest.raises(ConfigError):
         bert.make_optimizer(hparams, 10)
-    assert bert.class_weight_map(None, ["a", "b"]) is None
-    assert bert.class_weight_map({"b": 2.0}, ["a", "b"]) == {0: 1.0, 1: 2.0}
+    assert class_weight_map(None, ["a", "b"]) is None
+    assert class_weight_map({"b": 2.0}, ["a", "b"]) == {0: 1.0, 1: 2.0}
     with pytest.raises(ConfigError, match="c"):
-        bert.class_weight_map({"c": 1.0}, ["a", "b"])
+        class_weight_map({"c": 1.0}, ["a", "b"])
 
 
 def test_weights_h5_round_trip_for_both_encoder_formats(hf_dir, tmp_path):
