@@ -30,11 +30,24 @@ def _ingest(args) -> int:
     return 0
 
 
+def _check_local_sources(values) -> None:
+    """Fail before any step starts when a local input file is missing."""
+    from components import storage
+    for key in ("train", "validation", "test"):
+        source = storage.split_member(str(values.get(key) or ""))[0]
+        if source and not storage.is_gcs(source) and not storage.is_url(source) and not os.path.isfile(source):
+            raise TextClfError(f"--{key} {source}: file not found")
+
+
 def _run(args) -> int:
     from pipelines.arguments import pipeline_arguments
     from pipelines.local import run_local
     values = pipeline_arguments(args)
-    run_local(values, pipeline_root=args.pipeline_root, enable_caching=not args.no_cache, image=args.image)
+    _check_local_sources(values)
+    try:
+        run_local(values, pipeline_root=args.pipeline_root, enable_caching=not args.no_cache, image=args.image)
+    except RuntimeError as error:  # kfp.local's way of saying a task failed; its log is above
+        raise TextClfError(f"{error} (the failing step's error is printed above)") from error
     if values.get("export_dir"):
         summary = os.path.join(values["export_dir"], "summary.json")
         if os.path.exists(summary):

@@ -189,3 +189,10 @@ def test_kubeflow_client_sends_the_compiled_package(compiled, monkeypatch):
     assert run.experiment_id == "e-1"
     assert run.runtime_config.parameters["models"] == ["awe"]
     assert run.pipeline_spec["pipelineInfo"]["name"] == "textclf-text-classifier"
+
+
+def test_run_refuses_a_missing_local_file_before_starting(tmp_path, capsys):
+    from pipelines.cli import main
+    assert main(["run", "--train", str(tmp_path / "missing.csv"), "--pipeline-root", str(tmp_path / "root")]) == 2
+    assert "missing.csv: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "root").exists()
