@@ -1,7 +1,7 @@
 """BERT on SST-2: training throughput with length-bucketed vs padded batches, and accuracy.
 
     .venv/bin/python benchmarks/bert_sst2.py --throughput-only      # a few minutes on a CPU
-    .venv/bin/python benchmarks/bert_sst2.py                        # full fine-tune (~30 min CPU)
+    .venv/bin/python benchmarks/bert_sst2.py [--learning-rate 5e-5]  # + full fine-tune (~35 min CPU)
 
 Uses the offline `minilm-l6` encoder by default. `train.tsv` gives training data minus a
 stratified 5 % validation hold-out (best-epoch selection); `dev.tsv` is the untouched test set,
@@ -15,13 +15,13 @@ import csv
 import json
 import os
 import sys
-import tempfile
 import time
 from typing import Dict, List, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 import components  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np  # noqa: E402
@@ -92,44 +92,6 @@ def measure_throughput(model, batches: tf.data.Dataset, steps: int, warmup: int)
             "mean_width": float(np.mean(widths))}
 
 
-def fit_classifier(model, train_ds, val_ds, hparams: BertHParams, num_train: int) -> Dict:
-    """Plain Keras fit keeping the best-validation epoch's weights (components.train replaces this)."""
-    steps = bert.steps_per_epoch(num_train, hparams.batch_size) * hparams.epochs
-    bert.compile_classifier(model, bert.make_optimizer(hparams, steps))
-    best = {"accuracy": -1.0, "epoch": 0, "weights": None}
-
-    class KeepBest(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            value = (logs or {}).get("val_accuracy", -1.0)
-            if value > best["accuracy"]:
-                best.update(accuracy=value, epoch=epoch + 1, weights=self.model.get_weights())
-
-    started = time.time()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=hparams.epochs,
-                        callbacks=[KeepBest()], verbose=2)
-    train_s = time.time() - started
-    if best["weights"] is not None:
-        model.set_weights(best["weights"])
-    return {"train_s": train_s, "best_epoch": best["epoch"], "val_accuracy": best["accuracy"],
-            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
-
-
-def tflite_accuracy(model, seq_len: int, features: Dict[str, np.ndarray], labels: np.ndarray) -> Dict:
-    """Float .tflite (builtins only, fixed [1, seq_len]) accuracy and size on the test set."""
-    from components.export import converter_for, save_serving_model
-    from components.tflite_eval import TfliteClassifier
-    with tempfile.TemporaryDirectory() as tmp:
-        saved = os.path.join(tmp, "saved_model")
-        save_serving_model(model, seq_len, saved)
-        path = os.path.join(tmp, "model.tflite")
-        with open(path, "wb") as f:
-            f.write(converter_for(saved).convert())
-        classifier = TfliteClassifier(path)
-        examples = [{k: features[k][i] for k in ENCODER_INPUTS} for i in range(len(labels))]
-        predictions = classifier.predict(examples).argmax(axis=1)
-        return {"accuracy": float(np.mean(predictions == labels)), "bytes": os.path.getsize(path)}
-
-
 def main(argv=None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder with train.tsv and dev.tsv")
@@ -141,8 +103,10 @@ def main(argv=None) -> Dict:
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per batching mode")
     parser.add_argument("--warmup-steps", type=int, default=3)
-    parser.add_argument("--max-train", type=int, default=0, help="use only N training rows")
+    parser.add_argument("--max-train", type=int, default=0,
+                        help="with --throughput-only: sample at least N training rows")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="", help="work folder for the full run (default: a temporary one)")
     args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
@@ -155,9 +119,6 @@ def main(argv=None) -> Dict:
     if args.throughput_only:  # a random sample is enough to fill the timed batches
         needed = max(args.max_train, 8 * (args.steps + args.warmup_steps) * args.batch_size)
         keep = np.sort(rng.choice(len(texts), size=min(needed, len(texts)), replace=False))
-        texts, labels = [texts[i] for i in keep], labels[keep]
-    elif args.max_train:
-        keep = np.sort(rng.choice(len(texts), size=min(args.max_train, len(texts)), replace=False))
         texts, labels = [texts[i] for i in keep], labels[keep]
     held = stratified_holdout(labels, 0.05, args.seed)
     started = time.time()
@@ -182,20 +143,11 @@ def main(argv=None) -> Dict:
     result["speedup"] = round(result["bucketed_examples_per_s"] / result["padded_examples_per_s"], 2)
 
     if not args.throughput_only:
-        model = bert.build_bert_classifier(options, 2, encoder_spec=spec)
-        val_features = tokenize([t for t, h in zip(texts, held) if h], spec, args.seq_len)
-        make = bert.bucketed_batches
-        fit = fit_classifier(
-            model, make(train_ds, args.batch_size, args.seq_len, True, args.seed),
-            make(as_dataset(val_features, labels[held]), args.batch_size, args.seq_len, False, 0),
-            hparams, len(train_labels))
-        dev_texts, dev_labels = read_tsv(os.path.join(args.data, "dev.tsv"))
-        dev_features = tokenize(dev_texts, spec, args.seq_len)
-        probs = model.predict({k: dev_features[k] for k in ENCODER_INPUTS}, verbose=0)
-        result.update(accuracy=round(float(np.mean(probs.argmax(1) == dev_labels)), 4),
-                      train_s=round(fit["train_s"], 1), best_epoch=fit["best_epoch"],
-                      val_accuracy=round(float(fit["val_accuracy"]), 4))
-        result["tflite"] = tflite_accuracy(model, args.seq_len, dev_features, dev_labels)
+        # The full run is the pipeline's own training and evaluation (benchmarks/sst2_run.py).
+        import sst2_run
+        full = sst2_run.run("bert", options, hparams, args.data, args.out)
+        result.update({k: full[k] for k in ("accuracy", "train_s", "tflite", "model_bytes", "quantized_accuracy",
+                                           "quantized_model_bytes", "best_epoch")})
     print(json.dumps(result, sort_keys=True))
     return result
 
