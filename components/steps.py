@@ -16,6 +16,7 @@ from components.options import (AWE, BERT, AverageWordEmbeddingHParams, AverageW
 EVALUATION_FILE = "tflite_evaluation.json"
 LATENCY_FILE = "latency.json"
 EXPORT_INFO = "export.json"
+QUANTIZATION_INFO = "quantization.json"
 
 
 def model_options_for(architecture: str, awe_model_options: Dict, bert_model_options: Dict):
@@ -72,31 +73,22 @@ def _tflite(folder: str) -> str:
 
 
 def architecture_of_export(folder: str) -> str:
-    """Export folders record their architecture in `export.json` (written by `export_step`)."""
+    """Export folders record their architecture in `export.json` (written by `export_model`)."""
     with open(os.path.join(folder, EXPORT_INFO)) as f:
         return json.load(f)["architecture"]
 
 
 def export_step(model_dir: str, vocab_dir: str, output_dir: str) -> Dict:
     from components.export import export_model
-    from components.model_io import read_info
-    result = export_model(model_dir, vocab_dir, output_dir)
-    result["architecture"] = read_info(model_dir)["architecture"]
-    with open(os.path.join(output_dir, EXPORT_INFO), "w") as f:
-        json.dump(result, f, indent=2, default=str)
-    return result
+    return export_model(model_dir, vocab_dir, output_dir)  # also writes export.json (architecture, ...)
 
 
 def quantize_step(exported_dir: str, quantization: Dict, output_dir: str, representative_dir: str) -> Dict:
     from components.options import QuantizationConfig
     from components.quantize import quantize_model
-    result = quantize_model(exported_dir, QuantizationConfig.from_dict(quantization), output_dir,
-                            representative_dir=representative_dir)
-    result["architecture"] = architecture_of_export(exported_dir)
-    result["mode"] = QuantizationConfig.from_dict(quantization).mode
-    with open(os.path.join(output_dir, EXPORT_INFO), "w") as f:
-        json.dump(result, f, indent=2, default=str)
-    return result
+    # quantize_model records architecture and mode in quantization.json
+    return quantize_model(exported_dir, QuantizationConfig.from_dict(quantization), output_dir,
+                          representative_dir=representative_dir)
 
 
 def tflite_evaluate_step(exported_dir: str, quantized_dir: str, test_dir: str, max_accuracy_drop: float,
