@@ -29,7 +29,7 @@ def run(architecture: str, model_options, hparams, data: str, out: str = "") -> 
     from components.evaluate import evaluate
     from components.export import export_model
     from components.ingest import ingest
-    from components.preprocess import preprocess
+    from components.steps import preprocess_step
     from components.quantize import quantize_model
     from components.tflite_eval import compare_models
     from components.train import train
@@ -42,13 +42,10 @@ def run(architecture: str, model_options, hparams, data: str, out: str = "") -> 
                      split_options=SplitOptions(validation_fraction=0.05, test_fraction=0.0, seed=42),
                      output_dirs={n: folder[n] for n in SPLITS}, profile_dir=folder["profile"])
     started = time.time()
-    bert_vocab = lower = None
-    if architecture == BERT:
-        from components.encoders import resolve_encoder
-        spec = resolve_encoder(model_options.encoder)
-        bert_vocab, lower = spec.vocab_path, spec.do_lower_case
-    preprocess(architecture, {n: folder[n] for n in SPLITS}, {n: folder[f"tokens_{n}"] for n in SPLITS},
-               folder["vocab"], model_options, bert_vocab_path=bert_vocab, bert_do_lower_case=lower)
+    options = {"awe_model_options": {}, "bert_model_options": {}}
+    options["bert_model_options" if architecture == BERT else "awe_model_options"] = model_options.to_dict()
+    preprocess_step(architecture, beam_pipeline_args=[], split_dirs={n: folder[n] for n in SPLITS},
+                    output_dirs={n: folder[f"tokens_{n}"] for n in SPLITS}, vocab_dir=folder["vocab"], **options)
     preprocess_s = time.time() - started
     summary = train(architecture, folder["tokens_train"], folder["tokens_validation"], folder["vocab"],
                     model_options, hparams, folder["model"])

@@ -15,7 +15,9 @@ import shutil
 from typing import Dict, List, Sequence
 
 from components.benchmark import format_latency
-from components.steps import EVALUATION_FILE, EXPORT_INFO, LATENCY_FILE, QUANTIZATION_INFO
+from components.export import EXPORT_INFO
+from components.quantize import QUANT_INFO
+from components.steps import EVALUATION_FILE, LATENCY_FILE
 
 ARCH_TITLES = {"awe": "Average Word Embedding", "bert": "BERT"}
 
@@ -87,7 +89,7 @@ def build_report(profile_dir: str, model_dirs: Sequence[str], evaluation_dirs: S
     trained = _by_architecture(model_dirs, "model.json")
     evaluations = _by_architecture(evaluation_dirs, "metrics.json")
     exports = _by_architecture(export_dirs, EXPORT_INFO)
-    quantized = _by_architecture(quantized_dirs, QUANTIZATION_INFO)
+    quantized = _by_architecture(quantized_dirs, QUANT_INFO)
     tflite = _by_architecture(tflite_eval_dirs, EVALUATION_FILE)
     latency = _by_architecture(latency_dirs, LATENCY_FILE)
     os.makedirs(deliverables_dir, exist_ok=True)

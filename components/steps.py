@@ -10,13 +10,12 @@ import json
 import os
 from typing import Dict, List
 
+from components.export import read_export_info
 from components.options import (AWE, BERT, AverageWordEmbeddingHParams, AverageWordEmbeddingModelOptions,
                                 BertHParams, BertModelOptions)
 
 EVALUATION_FILE = "tflite_evaluation.json"
 LATENCY_FILE = "latency.json"
-EXPORT_INFO = "export.json"
-QUANTIZATION_INFO = "quantization.json"
 
 
 def model_options_for(architecture: str, awe_model_options: Dict, bert_model_options: Dict):
@@ -73,9 +72,7 @@ def _tflite(folder: str) -> str:
 
 
 def architecture_of_export(folder: str) -> str:
-    """Export folders record their architecture in `export.json` (written by `export_model`)."""
-    with open(os.path.join(folder, EXPORT_INFO)) as f:
-        return json.load(f)["architecture"]
+    return read_export_info(folder)["architecture"]
 
 
 def export_step(model_dir: str, vocab_dir: str, output_dir: str) -> Dict:
