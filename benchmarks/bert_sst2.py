@@ -1,7 +1,7 @@
 """BERT on SST-2: training throughput with length-bucketed vs padded batches, and accuracy.
 
     .venv/bin/python benchmarks/bert_sst2.py --throughput-only      # a few minutes on a CPU
-    .venv/bin/python benchmarks/bert_sst2.py [--learning-rate 5e-5]  # + full fine-tune (~35 min CPU)
+    .venv/bin/python benchmarks/bert_sst2.py [--learning-rate R]     # + full fine-tune (~35 min CPU)
 
 Uses the offline `minilm-l6` encoder by default. `train.tsv` gives training data minus a
 stratified 5 % validation hold-out (best-epoch selection); `dev.tsv` is the untouched test set,
@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from components import bert  # noqa: E402
-from components.encoders import ENCODER_INPUTS, resolve_encoder  # noqa: E402
+from components.encoders import ENCODER_INPUTS, default_learning_rate, resolve_encoder  # noqa: E402
 from components.options import BertHParams, BertModelOptions  # noqa: E402
 
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "sst2")
@@ -99,7 +99,8 @@ def main(argv=None) -> Dict:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--learning-rate", type=float, default=3e-5)
+    parser.add_argument("--learning-rate", type=float, default=0.0,
+                        help="0 (default): the encoder's tuned default (5e-5 for minilm-l6)")
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per batching mode")
     parser.add_argument("--warmup-steps", type=int, default=3)
@@ -113,7 +114,7 @@ def main(argv=None) -> Dict:
     spec = resolve_encoder(args.encoder)
     options = BertModelOptions(encoder=args.encoder, seq_len=args.seq_len)
     hparams = BertHParams(epochs=args.epochs, batch_size=args.batch_size,
-                          learning_rate=args.learning_rate, seed=args.seed)
+                          learning_rate=args.learning_rate or default_learning_rate(spec), seed=args.seed)
     texts, labels = read_tsv(os.path.join(args.data, "train.tsv"))
     rng = np.random.default_rng(args.seed)
     if args.throughput_only:  # a random sample is enough to fill the timed batches

@@ -173,6 +173,9 @@ class LAMB(keras.optimizers.Optimizer):
 
 def learning_rate_schedule(hparams: BertHParams, total_steps: int):
     """Linear decay to `end_learning_rate` over all steps, after warm-up over the first fraction."""
+    if hparams.learning_rate <= 0:
+        raise ConfigError("learning_rate 0 stands for the encoder's default; resolve it with "
+                          "train.resolve_bert_hparams (or encoders.default_learning_rate) first")
     total_steps = max(1, int(total_steps))
     schedule = keras.optimizers.schedules.PolynomialDecay(
         initial_learning_rate=hparams.learning_rate, decay_steps=total_steps,

@@ -81,6 +81,18 @@ class EncoderSpec:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+# Fine-tuning learning rates for `BertHParams(learning_rate=0)`. Model Maker's 3e-5 is its
+# MobileBERT setting; MiniLM-L6 (6 layers, 384 wide) measured on SST-2 through the pipeline, 3
+# epochs, batch 48: 3e-5 -> 89.68 %, 5e-5 -> 90.14 % dev accuracy.
+MODEL_MAKER_BERT_LEARNING_RATE = 3e-5
+TUNED_LEARNING_RATES = {"minilm-l6": 5e-5}
+
+
+def default_learning_rate(spec: "EncoderSpec") -> float:
+    """The learning rate a fine-tune uses when none is given."""
+    return TUNED_LEARNING_RATES.get(spec.name, MODEL_MAKER_BERT_LEARNING_RATE)
+
+
 # --------------------------------------------------------------------------------------------
 # Resolution
 # --------------------------------------------------------------------------------------------

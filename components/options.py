@@ -175,11 +175,15 @@ class BertModelOptions(_JsonOptions):
 
 @dataclasses.dataclass
 class BertHParams(_JsonOptions):
-    """Fine-tuning settings; defaults are Model Maker's BERT defaults plus AdamW details."""
+    """Fine-tuning settings; defaults are Model Maker's BERT defaults plus AdamW details.
+
+    `learning_rate` 0 means the encoder's tuned default (`encoders.default_learning_rate`):
+    Model Maker's 3e-5 for MobileBERT and unknown encoders, 5e-5 for MiniLM-L6.
+    """
 
     epochs: int = 3
     batch_size: int = 48
-    learning_rate: float = 3e-5
+    learning_rate: float = 0.0
     end_learning_rate: float = 0.0
     warmup_fraction: float = 0.1
     optimizer: str = "adamw"

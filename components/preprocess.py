@@ -30,6 +30,7 @@ Examples are serialized here without TensorFlow, so AWE workers never pay Tensor
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import logging
@@ -459,6 +460,35 @@ def _dump_json(value) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def write_tokenizer_info(vocab_dir: str, do_lower_case: bool) -> None:
+    """tokenizer.json beside a BERT vocabulary: the casing every later step must tokenize with."""
+    tok._write_bytes(_join(vocab_dir, TOKENIZER_FILE), _dump_json({"do_lower_case": bool(do_lower_case)}))
+
+
+def write_tokenized(folder: str, architecture: str, tokenizer, texts: Sequence[str],
+                    label_ids: Sequence[int], base_meta: Mapping[str, Any]) -> Dict[str, Any]:
+    """A local tokenized split folder written in-process, byte for byte what Beam writes.
+
+    For callers that hold the texts in memory (the Model Maker-compatible API): the workers'
+    own encoder, record framing and meta.json code, one shard (what Beam's sharding gives below
+    `EXAMPLES_PER_SHARD` examples, so keep it to small splits). `base_meta` carries the fields
+    `preprocess` puts in every split's meta.json (architecture, seq_len, label_names, ...).
+    """
+    os.makedirs(folder, exist_ok=True)
+    for pattern in (SHARD_GLOB, META_FILE):
+        for stale in glob.glob(os.path.join(glob.escape(folder), pattern)):
+            os.remove(stale)
+    stats = _empty_stats()
+    if len(texts):
+        with open(os.path.join(folder, shard_name(0, 1)), "wb") as f:
+            for start in range(0, len(texts), BATCH_SIZE):
+                end = start + BATCH_SIZE
+                records, batch_stats = encode_batch(tokenizer, architecture, texts[start:end], label_ids[start:end])
+                f.write(b"".join(map(tfrecord_frame, records)))
+                merge_stats(stats, batch_stats)
+    return _write_split_meta(stats, folder, dict(base_meta), 1)
+
+
 # ----------------------------------------------------------------------------------------------
 # Launcher side.
 
@@ -652,8 +682,7 @@ def preprocess(architecture: str, splits: Mapping[str, str], output_dirs: Mappin
         _clear_outputs(output_dirs[name], (SHARD_GLOB, META_FILE))
     if architecture == BERT:
         tok._write_bytes(_join(vocab_dir, VOCAB_FILE), bert_vocab_bytes)
-        tok._write_bytes(_join(vocab_dir, TOKENIZER_FILE),
-                         _dump_json({"do_lower_case": do_lower_case}))
+        write_tokenizer_info(vocab_dir, do_lower_case)
 
     base_meta = {
         "architecture": architecture,

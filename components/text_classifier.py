@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import glob
 import logging
 import os
 import shutil
@@ -209,32 +208,6 @@ class Prediction:
     scores: Dict[str, float]
 
 
-# ----------------------------------------------------------------------------------------------
-# Tokenized folders without a Beam runner
-
-def _write_tokenized(folder: str, architecture: str, tokenizer, texts: Sequence[str],
-                     label_ids: Sequence[int], base_meta: Dict[str, Any], split: str) -> Dict:
-    """The tokenized folder the Beam pipeline writes for a split of up to 100,000 examples.
-
-    Same encoder, record framing and meta.json code as its workers; one shard, as Beam's default
-    sharding gives below `EXAMPLES_PER_SHARD` examples.
-    """
-    os.makedirs(folder, exist_ok=True)
-    for pattern in (pp.SHARD_GLOB, pp.META_FILE):
-        for stale in glob.glob(os.path.join(glob.escape(folder), pattern)):
-            os.remove(stale)
-    stats = pp._empty_stats()
-    if texts:
-        with open(os.path.join(folder, pp.shard_name(0, 1)), "wb") as f:
-            for start in range(0, len(texts), pp.BATCH_SIZE):
-                end = start + pp.BATCH_SIZE
-                records, batch_stats = pp.encode_batch(tokenizer, architecture, texts[start:end],
-                                                       label_ids[start:end])
-                f.write(b"".join(map(pp.tfrecord_frame, records)))
-                pp.merge_stats(stats, batch_stats)
-    return pp._write_split_meta(stats, folder, dict(base_meta, split=split), 1)
-
-
 def _resolve_encoder(options: BertModelOptions):
     from components.encoders import resolve_encoder
     try:
@@ -260,8 +233,7 @@ def _make_vocabulary(architecture: str, model_options, train_texts: Sequence[str
     spec = _resolve_encoder(model_options)
     tokens = list(tok.load_bert_vocab(spec.vocab_path))
     shutil.copyfile(spec.vocab_path, vocab_path)
-    tok._write_bytes(os.path.join(vocab_dir, pp.TOKENIZER_FILE),
-                     pp._dump_json({"do_lower_case": spec.do_lower_case}))
+    pp.write_tokenizer_info(vocab_dir, spec.do_lower_case)
     tokenizer = tok.BertTokenizer.from_tokens(tokens, model_options.seq_len, spec.do_lower_case)
     return tokenizer, spec.do_lower_case, len(tokens)
 
@@ -347,7 +319,7 @@ class TextClassifier:
         for name, folder in split_dirs.items():
             texts, ids, _ = split_io.read_split(folder)
             tokenized[name] = os.path.join(work, "tokenized", name)
-            _write_tokenized(tokenized[name], architecture, tokenizer, texts, ids, self._base_meta, name)
+            pp.write_tokenized(tokenized[name], architecture, tokenizer, texts, ids, dict(self._base_meta, split=name))
 
         model_dir = os.path.join(work, "model")
         self.training = train(architecture, tokenized["train"], tokenized["validation"],
@@ -426,8 +398,8 @@ class TextClassifier:
 
     def _tokenize(self, data: Dataset, strict: bool = True) -> str:
         folder = tempfile.mkdtemp(prefix="data_", dir=self._work_dir)
-        _write_tokenized(folder, self.architecture, self._tokenizer, data.texts,
-                         _label_ids(data, self._label_names, strict), self._base_meta, "data")
+        pp.write_tokenized(folder, self.architecture, self._tokenizer, data.texts,
+                           _label_ids(data, self._label_names, strict), dict(self._base_meta, split="data"))
         return folder
 
     def evaluate(self, data: Dataset, batch_size: int = 32) -> EvaluationResult:

@@ -6,6 +6,7 @@ A kfp step can be retried or re-run from cache misses; the per-epoch checkpoint 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -104,6 +105,14 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {shown}", flush=True)
 
 
+def resolve_bert_hparams(hparams: BertHParams, model_options: BertModelOptions) -> BertHParams:
+    """`hparams` with `learning_rate` 0 replaced by the encoder's tuned default."""
+    if hparams.learning_rate:
+        return hparams
+    from components.encoders import default_learning_rate, resolve_encoder
+    return dataclasses.replace(hparams, learning_rate=default_learning_rate(resolve_encoder(model_options.encoder)))
+
+
 def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str, model_options,
           hparams, model_dir: str, checkpoint_dir: str = "") -> Dict:
     """Trains, restores the best-validation weights, saves the model folder; returns a summary."""
@@ -130,6 +139,8 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
         train_ds, meta = _bert_batches(train_dir, model_options, hparams, hparams.shuffle,
                                        repeat=hparams.steps_per_epoch is not None)
         val_ds, _ = _bert_batches(validation_dir, model_options, hparams, False, repeat=False)
+        hparams = resolve_bert_hparams(hparams, model_options)
+        print(f"learning rate {hparams.learning_rate:g}", flush=True)
         model = bert.build_bert_classifier(model_options, len(meta["label_names"]))
         steps = hparams.steps_per_epoch or int(np.ceil(meta["num_examples"] / hparams.batch_size))
         optimizer = bert.make_optimizer(hparams, steps * hparams.epochs)

@@ -111,7 +111,11 @@ def test_latency_script(awe, bert, capsys):
     results = json.loads(lines[-1])["results"]
     assert [(r["model"], r["threads"]) for r in results] == [(p, t) for p in paths for t in (1, 2)]
     assert all(r["repeats"] == 2 and r["p50_ms"] > 0 for r in results)
-    assert lines[0].startswith("| Model |")
+    # each thread count's ratios are relative to the first model at that thread count
+    assert [r["p50_vs_first"] for r in results[:2]] == [1.0, 1.0]
+    assert results[2]["p50_vs_first"] == pytest.approx(results[2]["p50_ms"] / results[0]["p50_ms"])
+    assert results[3]["p50_vs_first"] == pytest.approx(results[3]["p50_ms"] / results[1]["p50_ms"])
+    assert lines[0].startswith("| Model |") and "p50 / first" in lines[0]
 
 
 def test_latency_format_switches_to_microseconds():

@@ -136,8 +136,10 @@ def test_schedule_warms_up_then_decays_linearly():
     assert lr(10) == pytest.approx(1e-4 + 9e-4 * 0.9)
     assert lr(100) == pytest.approx(1e-4) and lr(150) == pytest.approx(1e-4)
     assert lr(40) > lr(60)
-    no_warmup = bert.learning_rate_schedule(BertHParams(warmup_fraction=0.0), 10)
+    no_warmup = bert.learning_rate_schedule(BertHParams(learning_rate=3e-5, warmup_fraction=0.0), 10)
     assert float(no_warmup(0)) == pytest.approx(3e-5)
+    with pytest.raises(ConfigError, match="encoder's default"):
+        bert.learning_rate_schedule(BertHParams(), 10)  # 0 must be resolved first, never trained as 0
     restored = bert.WarmUp.from_config(schedule.get_config())
     assert float(restored(55)) == pytest.approx(lr(55))
 
@@ -187,14 +189,14 @@ def test_lamb_step_matches_the_formula():
     np.testing.assert_allclose(kernel.numpy(), w0 - lr * trust * update, rtol=1e-5)
     # Biases: no weight decay and no layer-wise rescaling.
     np.testing.assert_allclose(bias.numpy(), b0 - lr * adam_direction(g_bias), rtol=1e-5)
-    hparams = BertHParams(optimizer="lamb")
+    hparams = BertHParams(learning_rate=3e-5, optimizer="lamb")
     lamb = bert.make_optimizer(hparams, 10)
     assert isinstance(lamb, bert.LAMB) and lamb.global_clipnorm == 1.0
     assert bert.LAMB.from_config(lamb.get_config()).weight_decay_rate == hparams.weight_decay
 
 
 def test_optimizer_choice_is_validated():
-    hparams = BertHParams()
+    hparams = BertHParams(learning_rate=3e-5)
     hparams.optimizer = "sgd"
     with pytest.raises(ConfigError):
         bert.make_optimizer(hparams, 10)
@@ -241,3 +243,15 @@ def test_converted_classifier_converts_to_tflite_builtins_only(hf_dir):
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     expected = model({k: features[k] for k in ENCODER_INPUTS}).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_learning_rate_zero_takes_the_encoders_tuned_default(hf_dir):
+    from components.encoders import MODEL_MAKER_BERT_LEARNING_RATE
+    from components.train import resolve_bert_hparams
+    assert BertHParams().learning_rate == 0.0
+    other = resolve_bert_hparams(BertHParams(), BertModelOptions(encoder=str(hf_dir)))
+    assert other.learning_rate == MODEL_MAKER_BERT_LEARNING_RATE == 3e-5
+    minilm = resolve_bert_hparams(BertHParams(epochs=1), BertModelOptions(encoder="minilm-l6"))
+    assert minilm.learning_rate == 5e-5 and minilm.epochs == 1
+    given = BertHParams(learning_rate=1e-4)
+    assert resolve_bert_hparams(given, BertModelOptions(encoder="minilm-l6")) is given

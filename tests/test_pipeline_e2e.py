@@ -61,10 +61,14 @@ def test_summary_figures_are_sane(e2e_run):
         assert row["model_bytes"] == os.path.getsize(root / "export" / arch / "model.tflite")
         assert row["p50_ms_1_thread"] > 0 and row["p99_ms_1_thread"] >= row["p50_ms_1_thread"]
         assert row["published"] is True and row["quantization"] == "dynamic"
+        # (tiny toy weights can fall under the converter's quantization threshold: not smaller)
+        assert row["float_p50_ms_1_thread"] > 0 and row["float_model_bytes"] >= row["model_bytes"]
     # the toy task is easy: the AWE model must have learnt it
     assert summary["models"]["awe"]["accuracy"] >= 0.9
     report = (root / "export" / "report.md").read_text()
     assert "| Model architecture | Test accuracy | Model size | CPU 1 thread latency |" in report
+    # each architecture: the delivered (quantized) row, then its float parent's
+    assert report.count("| dynamic |") == 2 and report.count("| none (float, `model_float.tflite`) |") == 2
 
 
 def test_rerun_is_served_from_cache(e2e_run, capfd):
