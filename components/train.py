@@ -105,12 +105,12 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {shown}", flush=True)
 
 
-def resolve_bert_hparams(hparams: BertHParams, model_options: BertModelOptions) -> BertHParams:
-    """`hparams` with `learning_rate` 0 replaced by the encoder's tuned default."""
+def resolve_bert_hparams(hparams: BertHParams, encoder) -> BertHParams:
+    """`hparams` with `learning_rate` 0 replaced by the (resolved) encoder's tuned default."""
     if hparams.learning_rate:
         return hparams
-    from components.encoders import default_learning_rate, resolve_encoder
-    return dataclasses.replace(hparams, learning_rate=default_learning_rate(resolve_encoder(model_options.encoder)))
+    from components.encoders import default_learning_rate
+    return dataclasses.replace(hparams, learning_rate=default_learning_rate(encoder))
 
 
 def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str, model_options,
@@ -139,7 +139,9 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
         train_ds, meta = _bert_batches(train_dir, model_options, hparams, hparams.shuffle,
                                        repeat=hparams.steps_per_epoch is not None)
         val_ds, _ = _bert_batches(validation_dir, model_options, hparams, False, repeat=False)
-        hparams = resolve_bert_hparams(hparams, model_options)
+        from components.encoders import resolve_encoder
+        encoder_spec = resolve_encoder(model_options.encoder)
+        hparams = resolve_bert_hparams(hparams, encoder_spec)
         print(f"learning rate {hparams.learning_rate:g}", flush=True)
         model = bert.build_bert_classifier(model_options, len(meta["label_names"]))
         steps = hparams.steps_per_epoch or int(np.ceil(meta["num_examples"] / hparams.batch_size))
@@ -177,10 +179,7 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
     best = os.path.join(checkpoint_dir, BEST_WEIGHTS)
     if os.path.exists(best):
         model.load_weights(best)
-    encoder = {}
-    if architecture == BERT:
-        from components.encoders import resolve_encoder
-        encoder = resolve_encoder(model_options.encoder).to_dict()
+    encoder = encoder_spec.to_dict() if architecture == BERT else {}
     model_io.save_trained(model_dir, model, architecture, model_options, label_names,
                           hparams=hparams.to_dict(), encoder=encoder, **extra)
     summary = {"architecture": architecture, "epochs": hparams.epochs, "best_epoch": state["best_epoch"],

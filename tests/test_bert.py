@@ -249,9 +249,9 @@ def test_learning_rate_zero_takes_the_encoders_tuned_default(hf_dir):
     from components.encoders import MODEL_MAKER_BERT_LEARNING_RATE
     from components.train import resolve_bert_hparams
     assert BertHParams().learning_rate == 0.0
-    other = resolve_bert_hparams(BertHParams(), BertModelOptions(encoder=str(hf_dir)))
+    other = resolve_bert_hparams(BertHParams(), resolve_encoder(str(hf_dir)))
     assert other.learning_rate == MODEL_MAKER_BERT_LEARNING_RATE == 3e-5
-    minilm = resolve_bert_hparams(BertHParams(epochs=1), BertModelOptions(encoder="minilm-l6"))
+    minilm = resolve_bert_hparams(BertHParams(epochs=1), resolve_encoder("minilm-l6"))
     assert minilm.learning_rate == 5e-5 and minilm.epochs == 1
     given = BertHParams(learning_rate=1e-4)
-    assert resolve_bert_hparams(given, BertModelOptions(encoder="minilm-l6")) is given
+    assert resolve_bert_hparams(given, resolve_encoder("minilm-l6")) is given
