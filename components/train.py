@@ -19,7 +19,7 @@ import tf_keras as keras
 
 from components import model_io
 from components.errors import ConfigError
-from components.options import (AWE, BERT, AverageWordEmbeddingHParams, AverageWordEmbeddingModelOptions,
+from components.options import (AWE, BERT, AverageWordEmbeddingModelOptions,
                                 BertHParams, BertModelOptions)
 from components.preprocess import load_tokenized
 
