@@ -184,7 +184,10 @@ def test_real_awe_classifier_scores_agree(tmp_path):
     tflite = _export(model, 24, LABELS, vocab_dir, str(tmp_path / "export"))
     texts = [t for t in BATTERY if t.strip()]
     ours = model.predict(tokenizer.encode_batch(texts)[0], verbose=0)
-    assert len({round(float(p[1]), 4) for p in ours}) > len(texts) // 2  # texts score apart
+    # The texts score apart, so the agreement below is not vacuous. Texts that tokenize alike
+    # score exactly alike; any other two differ by far more than float noise (1e-6).
+    scores = np.sort(ours[:, 1])
+    assert scores[-1] - scores[0] > 0.3 and (np.diff(scores) > 1e-6).sum() + 1 > len(texts) // 2
     with mediapipe_classifier(tflite) as classifier:
         for text, probs in zip(texts, ours):
             scores = mediapipe_scores(classifier, text)
