@@ -34,6 +34,11 @@ setup(
             "gcp-storage-emulator>=2024.8",
             "mediapipe>=1.2,<1.3",
         ],
+        # benchmarks/suite.py's baseline (TF-IDF + logistic regression); not needed to run or test.
+        "bench": [
+            "scikit-learn>=1.5,<2",
+            "mediapipe>=1.2,<1.3",
+        ],
     },
     entry_points={"console_scripts": ["textclf=pipelines.cli:main"]},
 )
