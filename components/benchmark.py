@@ -22,10 +22,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from components import metadata as md
-from components.errors import DataSourceError
+from components.errors import ConfigError, ModelFormatError
 
 Examples = Union[str, Sequence[Mapping[str, np.ndarray]], None]
 DYNAMIC_SEQ_LEN = 128
+LATENCY_FILE = "latency.json"
 _FALLBACK_VOCAB_BOUND = 100
 
 
@@ -36,19 +37,20 @@ def peak_rss_mb() -> float:
 
 
 def packed_vocab(model_bytes: bytes) -> Dict[str, int]:
-    """token -> id from a model's packed vocab.txt ("TOKEN ID" lines or one token a line)."""
+    """token -> id from a model's packed vocab.txt (either vocabulary format); {} without one."""
+    from components import vocabulary as vocab_io
+    from components.errors import VocabularyError
+
     data = md.associated_files(model_bytes).get(md.VOCAB_FILE)
     if not data:
         return {}
-    lines = [line for line in data.decode("utf-8", "replace").split("\n") if line]
-    vocab = {}
-    for number, line in enumerate(lines):
-        token, _, index = line.rpartition(" ")
-        if token and index.isdigit():
-            vocab.setdefault(token, int(index))
-        else:
-            vocab.setdefault(line, number)
-    return vocab
+    try:
+        return dict(vocab_io.parse_token_ids(data, md.VOCAB_FILE))
+    except VocabularyError:  # not "TOKEN ID" lines: one token a line
+        try:
+            return {token: i for i, token in enumerate(vocab_io.parse_wordpiece(data, md.VOCAB_FILE))}
+        except VocabularyError:
+            return {}
 
 
 def _gather_bound(interpreter, input_index: int) -> Optional[int]:
@@ -79,8 +81,8 @@ def synthetic_inputs(interpreter, model_bytes: bytes, seed: int = 0) -> Dict[int
             values[detail["index"]] = rng.standard_normal(shape).astype(dtype)
             continue
         if dtype.kind not in "iu":
-            raise ValueError(f"input {detail['name']} has type {dtype}; only id and float inputs "
-                             "can be synthesized (pass tokenized examples instead)")
+            raise ModelFormatError(f"input {detail['name']} has type {dtype}; only id and float inputs "
+                                   "can be synthesized (pass tokenized examples instead)")
         length = shape[-1]
         real = min(length, max(2, length // 4))
         role = md.bert_input_role(detail["name"]) if bert_like else "ids"
@@ -106,8 +108,6 @@ def synthetic_inputs(interpreter, model_bytes: bytes, seed: int = 0) -> Dict[int
 def _load(path: str, threads: int):
     from components.tflite_eval import make_interpreter
 
-    if not os.path.isfile(path):
-        raise DataSourceError(f"{path}: no such .tflite file")
     interpreter = make_interpreter(path, threads)
     resized = False
     for detail in interpreter.get_input_details():
@@ -122,13 +122,14 @@ def _load(path: str, threads: int):
 
 
 def _example_feeds(interpreter, examples: Examples) -> List[Dict[int, np.ndarray]]:
-    from components.tflite_eval import input_feature_plan, load_examples
+    from components.tflite_eval import input_feature_plan
+    from components.tokenized import load_examples
 
     if isinstance(examples, str):
         examples = load_examples(examples)[0]
     examples = list(examples)
     if not examples:
-        raise ValueError("no examples to benchmark with")
+        raise ConfigError("no examples to benchmark with")
     details = interpreter.get_input_details()
     plan = input_feature_plan(details, list(examples[0]))
     return [{index: np.asarray(e[key]).astype(d["dtype"]).reshape(d["shape"])
@@ -140,7 +141,7 @@ def benchmark_tflite(path: str, threads: int = 1, runs: int = 200, warmup: int =
     """Latency percentiles of single-example `invoke()`s; `examples` is a tokenized split folder
     or a list of feature dicts (real text), else synthetic ids of the right shape."""
     if runs < 1 or warmup < 0 or threads < 1:
-        raise ValueError("runs and threads must be positive and warmup not negative")
+        raise ConfigError("runs and threads must be positive and warmup not negative")
     interpreter = _load(path, threads)
     with open(path, "rb") as f:
         model_bytes = f.read()
@@ -208,6 +209,38 @@ def format_latency(ms: float) -> str:
 
 def format_size(num_bytes: int) -> str:
     return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e6 else f"{num_bytes / 1e3:.1f} KB"
+
+
+def benchmark_exports(exported_dir: str, quantized_dir: str, test_dir: str, runs: int,
+                      output_dir: str) -> Dict[str, Any]:
+    """Latency of an export's float and quantized .tflite on its test split's examples, written
+    to `output_dir/latency.json` with a flat summary for kfp's Metrics."""
+    from components.export import read_export_info, tflite_path
+
+    rows = benchmark_models({"float": tflite_path(exported_dir), "quantized": tflite_path(quantized_dir)},
+                            runs=runs, examples=test_dir)
+    summary = {}
+    for row in rows:
+        for threads, stats in row["latency"].items():
+            for key in ("p50_ms", "p90_ms", "p99_ms"):
+                summary[f"{row['name']}_{key}_{threads}_thread"] = stats[key]
+        summary[f"{row['name']}_model_bytes"] = row["model_bytes"]
+    summary["peak_rss_mb"] = max(s["peak_rss_mb"] for row in rows for s in row["latency"].values())
+    for row in rows:  # stored without paths: the folder is copied between stores
+        row.pop("path", None)
+        for stats in row["latency"].values():
+            stats.pop("path", None)
+    result = {"architecture": read_export_info(exported_dir)["architecture"], "models": rows,
+              "summary": summary}
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, LATENCY_FILE), "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def read_latency(folder: str) -> Dict[str, Any]:
+    with open(os.path.join(folder, LATENCY_FILE), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def table_rows(results: Sequence[Mapping[str, Any]]) -> List[Dict[str, str]]:

@@ -13,7 +13,7 @@ outputs; export still traces the model at the fixed `seq_len`.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
@@ -285,3 +285,14 @@ def padded_batches(dataset: tf.data.Dataset, batch_size: int, seq_len: int,
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     """Batches in one pass at a fixed batch size (length bucketing adds at most one per bucket)."""
     return max(1, math.ceil(num_examples / batch_size))
+
+
+def bucketed_steps(length_counts: Dict[int, int], batch_size: int, seq_len: int) -> int:
+    """Batches `bucketed_batches` yields in one pass over examples with these lengths: every
+    bucket ends with a batch of its own, so it is a sum per bucket, not rows / batch size."""
+    boundaries = bucket_boundaries(seq_len)
+    per_bucket: Dict[int, int] = {}
+    for length, count in length_counts.items():
+        bucket = sum(1 for b in boundaries if length > b)
+        per_bucket[bucket] = per_bucket.get(bucket, 0) + count
+    return max(1, sum(math.ceil(n / batch_size) for n in per_bucket.values()))

@@ -56,3 +56,8 @@ class ConfigError(TextClfError):
 
 class QualityGateError(TextClfError):
     """A model missed a configured quality bar (accuracy, or accuracy lost to quantization)."""
+
+
+class ModelFormatError(TextClfError):
+    """A model file or folder is not what the step expects (not a .tflite, no metadata, inputs or
+    outputs of another shape)."""

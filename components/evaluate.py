@@ -9,22 +9,18 @@ from typing import Dict, Tuple
 import components  # noqa: F401
 import numpy as np
 
-from components import model_io
+from components import architectures, model_io
 from components.metrics import classification_metrics
-from components.options import AWE, BertHParams, BertModelOptions
-from components.preprocess import load_tokenized
+from components.tokenized import load_tokenized
+
+METRICS_FILE = "metrics.json"
 
 
 def predict_tokenized(model, info: Dict, folder: str, batch_size: int = 256) -> Tuple[np.ndarray, np.ndarray]:
     """Class probabilities and true labels for every example of a tokenized split."""
-    dataset, _ = load_tokenized(folder)
-    if info["architecture"] == AWE:
-        batches = dataset.map(lambda features, label: (features["input_ids"], label)).batch(batch_size)
-    else:
-        from components import bert
-        options = BertModelOptions.from_dict(info["model_options"])
-        batches = bert.bucketed_batches(dataset, min(batch_size, BertHParams().batch_size), options.seq_len,
-                                        shuffle=False, seed=0)
+    spec = architectures.get(info["architecture"])
+    dataset, meta = load_tokenized(folder)
+    batches = spec.eval_batches(dataset, meta, spec.options(info["model_options"]), batch_size)
     probs, labels = [], []
     for inputs, label in batches:
         probs.append(model(inputs, training=False).numpy())
@@ -41,7 +37,16 @@ def evaluate(model_dir: str, test_dir: str, output_dir: str = "") -> Dict:
     metrics = classification_metrics(labels, probs, info["label_names"])
     metrics["architecture"] = info["architecture"]
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2)
+        write_metrics(output_dir, metrics)
     return metrics
+
+
+def write_metrics(folder: str, metrics: Dict) -> None:
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, METRICS_FILE), "w") as f:
+        json.dump(metrics, f, indent=2)
+
+
+def read_metrics(folder: str) -> Dict:
+    with open(os.path.join(folder, METRICS_FILE), encoding="utf-8") as f:
+        return json.load(f)

@@ -5,7 +5,7 @@ The serving SavedModel (fixed [1, seq_len] int32 inputs, one `score` output) is 
 the export folder comes from the same graph.
 
 Export folder: `saved_model/`, `model.tflite` (metadata + vocab/labels packed), `labels.txt`,
-`vocab.txt` (the vocabulary folder's file, unchanged), `tokenizer.json` (BERT) and `export.json`.
+`vocab.txt` and `tokenizer.json` (the vocabulary folder's files, unchanged) and `export.json`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ import shutil
 from typing import Any, Dict, List, Optional
 
 import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from components import architectures, labels
 from components import metadata as md
-from components.errors import VocabularyError
-from components.options import AWE, BERT
+from components import vocabulary as vocab_io
+from components.errors import DataSourceError
 
 SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
 EXPORT_INFO = "export.json"
-TOKENIZER_INFO = "tokenizer.json"
 SIGNATURE = "serving_default"
+# What an export folder repeats from the vocabulary folder, so it is a deliverable by itself.
+VOCABULARY_FILES = (vocab_io.VOCAB_FILE, vocab_io.TOKENIZER_FILE)
 OUTPUT_NAME = "score"
 
 
@@ -70,25 +72,32 @@ def converter_for(saved_model_dir: str):
 
 
 def read_export_info(export_dir: str) -> Dict[str, Any]:
-    with open(os.path.join(export_dir, EXPORT_INFO), encoding="utf-8") as f:
+    path = os.path.join(export_dir, EXPORT_INFO)
+    if not os.path.exists(path):
+        raise DataSourceError(f"{export_dir}: no {EXPORT_INFO}; is this an export folder?")
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
-def _bert_do_lower_case(vocab_dir: str) -> Optional[bool]:
-    path = os.path.join(vocab_dir, TOKENIZER_INFO)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return bool(json.load(f).get("do_lower_case", True))
+def tflite_path(folder: str) -> str:
+    """The .tflite of an export or quantized folder (both name it the same)."""
+    return os.path.join(folder, TFLITE)
+
+
+def copy_deliverable_files(source_dir: str, target_dir: str) -> None:
+    """labels.txt and the vocabulary files beside a model, as an export folder holds them."""
+    os.makedirs(target_dir, exist_ok=True)
+    for name in (labels.LABELS_FILE, *VOCABULARY_FILES):
+        source = os.path.join(source_dir, name)
+        if os.path.exists(source):
+            shutil.copyfile(source, os.path.join(target_dir, name))
 
 
 def export_model(model_dir: str, vocab_dir: str, output_dir: str) -> Dict[str, Any]:
     """Trained model folder + vocabulary folder -> export folder (see module docstring)."""
     from components.model_io import load_trained
 
-    vocab_path = os.path.join(vocab_dir, md.VOCAB_FILE)
-    if not os.path.exists(vocab_path):
-        raise VocabularyError(f"{vocab_dir}: no {md.VOCAB_FILE}")
+    vocab_io.read_folder(vocab_dir)  # a clear error before the model is rebuilt
     model, info = load_trained(model_dir)
     return export_keras_model(model, info, vocab_dir, output_dir)
 
@@ -99,10 +108,8 @@ def export_keras_model(model, info: Dict[str, Any], vocab_dir: str, output_dir: 
     Split from `export_model` so a caller holding a freshly trained model (the facade, a test
     with a stand-in BERT) skips the save/rebuild round trip.
     """
-    vocab_path = os.path.join(vocab_dir, md.VOCAB_FILE)
-    if not os.path.exists(vocab_path):
-        raise VocabularyError(f"{vocab_dir}: no {md.VOCAB_FILE}")
-    architecture = info["architecture"]
+    spec = architectures.get(info["architecture"])
+    vocabulary = vocab_io.read_folder(vocab_dir)
     seq_len = int(info["model_options"]["seq_len"])
     label_names = list(info["label_names"])
     os.makedirs(output_dir, exist_ok=True)
@@ -110,48 +117,29 @@ def export_keras_model(model, info: Dict[str, Any], vocab_dir: str, output_dir: 
     saved_model_dir = os.path.join(output_dir, SAVED_MODEL)
     input_names = save_serving_model(model, seq_len, saved_model_dir)
     float_bytes = converter_for(saved_model_dir).convert()
+    packed = spec.write_metadata(float_bytes, vocabulary, label_names, info)
 
-    do_lower_case = None
-    if architecture == AWE:
-        do_lower_case = bool(info["model_options"].get("do_lower_case", True))
-        packed = md.write_awe_metadata(
-            float_bytes, vocab_path, label_names, do_lower_case=do_lower_case,
-            case_variants=bool(info["model_options"].get("device_case_variants", False)))
-    elif architecture == BERT:
-        do_lower_case = _bert_do_lower_case(vocab_dir)
-        packed = md.write_bert_metadata(float_bytes, vocab_path, label_names)
-        if do_lower_case is not None:
-            shutil.copyfile(os.path.join(vocab_dir, TOKENIZER_INFO), os.path.join(output_dir, TOKENIZER_INFO))
-    else:
-        raise ValueError(f"unknown architecture {architecture!r}")
-
-    tflite_path = md.write_file(os.path.join(output_dir, TFLITE), packed)
-    with open(os.path.join(output_dir, md.LABELS_FILE), "w", encoding="utf-8") as f:
-        f.write("\n".join(label_names) + "\n")
-    shutil.copyfile(vocab_path, os.path.join(output_dir, md.VOCAB_FILE))
+    path = md.write_file(os.path.join(output_dir, TFLITE), packed)
+    labels.write(output_dir, label_names)
+    vocab_io.write_folder(output_dir, vocabulary, raw=vocabulary.raw)
     result = {
-        "tflite": tflite_path,
+        "tflite": path,
         "model_bytes": len(packed),
-        "architecture": architecture,
+        "architecture": spec.name,
         "seq_len": seq_len,
         "label_names": label_names,
         "input_names": input_names,
         "tflite_input_names": md.input_tensor_names(packed),
-        "do_lower_case": do_lower_case,
+        "do_lower_case": vocabulary.do_lower_case,
         "saved_model": saved_model_dir,
-        "labels": os.path.join(output_dir, md.LABELS_FILE),
-        "vocab": os.path.join(output_dir, md.VOCAB_FILE),
+        "labels": os.path.join(output_dir, labels.LABELS_FILE),
+        "vocab": os.path.join(output_dir, vocab_io.VOCAB_FILE),
         "quantization": "none",
-        "warnings": [],
+        "warnings": spec.export_warnings(info, vocabulary),
     }
-    if architecture == BERT and do_lower_case is False:
-        # Observed with mediapipe 1.2.3: "GREAT" and "great" get the same WordPiece ids on device.
-        result["warnings"].append(
-            "MediaPipe's BERT tokenizer lower-cases its input, but this encoder is cased "
-            "(do_lower_case false): on-device scores will differ from evaluation for upper-case text")
     # Paths inside the folder are stored relative to it: the folder is copied between stores.
-    stored = {**result, "tflite": TFLITE, "saved_model": SAVED_MODEL, "labels": md.LABELS_FILE,
-              "vocab": md.VOCAB_FILE}
+    stored = {**result, "tflite": TFLITE, "saved_model": SAVED_MODEL, "labels": labels.LABELS_FILE,
+              "vocab": vocab_io.VOCAB_FILE}
     with open(os.path.join(output_dir, EXPORT_INFO), "w", encoding="utf-8") as f:
         json.dump(stored, f, indent=2, sort_keys=True)
     return result

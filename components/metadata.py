@@ -13,6 +13,7 @@ zip of the associated files (vocabulary, labels); MediaPipe refuses a deflated z
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -22,7 +23,9 @@ import numpy as np
 from flatbuffers import number_types as _nt
 from flatbuffers.table import Table
 
-from components.errors import VocabularyError
+from components import labels as labels_io
+from components import vocabulary as vocab_io
+from components.errors import ModelFormatError, VocabularyError
 
 try:  # LiteRT ships the TFLite schema bindings; TensorFlow has the same file.
     from ai_edge_litert import schema_py_generated as _tfl
@@ -42,10 +45,9 @@ MIN_PARSER_VERSION = "1.2.1"
 # does (components/tokenizers.py; checked code point by code point in
 # tests/test_awe_device_parity.py).
 REGEX_DELIM = r"[^\p{L}\p{N}_']+"
-VOCAB_FILE = "vocab.txt"
-LABELS_FILE = "labels.txt"
+VOCAB_FILE = vocab_io.VOCAB_FILE
+LABELS_FILE = labels_io.LABELS_FILE
 _VOCAB_DESCRIPTION = "Token to id table for the tokenizer."
-_AWE_SPECIALS = ("<PAD>", "<START>", "<UNKNOWN>")
 
 # ---------------------------------------------------------------------------------------------
 # The metadata schema, as field slots. A union takes two slots (type byte, then value), exactly
@@ -118,7 +120,7 @@ def _slots(table: str) -> List[Tuple[int, str, str]]:
 def _encode(builder: flatbuffers.Builder, table: str, obj: Mapping[str, Any]) -> int:
     unknown = set(obj) - {name for name, _ in _SCHEMA[table]} - {"_type"}
     if unknown:
-        raise ValueError(f"{table} has no field(s) {sorted(unknown)}")
+        raise ModelFormatError(f"metadata table {table} has no field(s) {sorted(unknown)}")
     offsets: Dict[str, int] = {}
     for _, name, kind in _slots(table):  # children first: flatbuffers builds bottom-up
         value = obj.get(name)
@@ -203,7 +205,7 @@ def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
 def decode_metadata(buf: bytes) -> Dict[str, Any]:
     """`M001` flatbuffer bytes -> ModelMetadata dict (the inverse of `encode_metadata`)."""
     if bytes(buf[4:8]) != METADATA_IDENTIFIER:
-        raise ValueError("not a TFLite metadata flatbuffer (identifier is not M001)")
+        raise ModelFormatError("not a TFLite metadata flatbuffer (identifier is not M001)")
     return _decode(bytes(buf), flatbuffers.encode.Get(_nt.UOffsetTFlags.packer_type, buf, 0),
                    "ModelMetadata")
 
@@ -234,7 +236,7 @@ class _AlignedBuilder(flatbuffers.Builder):
 def _model(tflite_bytes: bytes):
     buf = bytes(tflite_bytes)
     if buf[4:8] != MODEL_IDENTIFIER:
-        raise ValueError("not a TFLite model (file identifier is not TFL3)")
+        raise ModelFormatError("not a TFLite model (file identifier is not TFL3)")
     return _tfl.Model.GetRootAs(buf, 0)
 
 
@@ -335,120 +337,50 @@ def _score_output() -> Dict[str, Any]:
     }
 
 
+PRODUCER_KEY = "textclf"
+
+
 def _model_metadata(subgraph: Dict[str, Any], name: str, description: str,
-                    version: Optional[str], author: Optional[str], license: Optional[str]):
+                    version: Optional[str], author: Optional[str], license: Optional[str],
+                    producer: Optional[Mapping[str, Any]] = None):
+    if producer:
+        # What made the model (its architecture), for `TextClassifier.load`; MediaPipe ignores it.
+        data = json.dumps(dict(producer), sort_keys=True).encode("utf-8")
+        subgraph = {**subgraph, "custom_metadata": [{"name": PRODUCER_KEY, "data": list(data)}]}
     meta = {"name": name, "description": description, "subgraph_metadata": [subgraph],
             "min_parser_version": MIN_PARSER_VERSION}
     meta.update({k: v for k, v in (("version", version), ("author", author), ("license", license)) if v})
     return meta
 
 
-def _labels_bytes(label_names: Sequence[str]) -> bytes:
-    names = [str(n) for n in label_names]
-    if not names or any(not n or "\n" in n for n in names):
-        raise ValueError(f"label names must be non-empty single-line strings, got {names!r}")
-    return ("\n".join(names) + "\n").encode("utf-8")
-
-
 def _check_single_output(tflite_bytes: bytes, num_labels: int) -> None:
     graph = _model(tflite_bytes).Subgraphs(0)
     if graph.OutputsLength() != 1:
-        raise ValueError(f"a text classifier has one output tensor, this model has {graph.OutputsLength()}")
+        raise ModelFormatError(f"a text classifier has one output tensor, this model has {graph.OutputsLength()}")
     shape = graph.Tensors(graph.Outputs(0)).ShapeAsNumpy()
     if shape[-1] != num_labels:
-        raise ValueError(f"model scores {shape[-1]} classes but {num_labels} label names were given")
+        raise ModelFormatError(f"model scores {shape[-1]} classes but {num_labels} label names were given")
 
 
-def read_awe_vocab(vocab_path: str) -> List[Tuple[str, int]]:
-    """(token, id) pairs of a MediaPipe regex-tokenizer vocabulary file ("TOKEN ID" lines)."""
-    pairs = []
-    with open(vocab_path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            token, _, index = line.rpartition(" ")
-            if not token or not index.lstrip("-").isdigit():
-                raise VocabularyError(f"{vocab_path}, line {number}: expected 'TOKEN ID', got {line!r}")
-            pairs.append((token, int(index)))
-    missing = [s for s in _AWE_SPECIALS if s not in {t for t, _ in pairs}]
-    if missing:
-        raise VocabularyError(f"{vocab_path}: no {', '.join(missing)} entry; MediaPipe's regex "
-                              "tokenizer needs <PAD>, <START> and <UNKNOWN>")
-    return pairs
-
-
-def _case_variants(token: str) -> List[str]:
-    """Spellings of a lower-case token that text may use: Title case and UPPER case.
-
-    Besides `str.upper()` ("straße" -> "STRASSE"), the upper-case spellings that keep one letter
-    per letter ("STRAßE", "STRAẞE"), and the title-case form of a first letter that has one
-    ("ǆemal" -> "ǅemal").
-    """
-    first, rest = token[:1], token[1:]
-
-    def capital(c: str, keep: bool) -> str:
-        upper = c.upper()
-        if len(upper) == 1:
-            return upper
-        if keep:
-            return c
-        title = c.title()
-        return title if len(title) == 1 else _CAPITAL_FORMS.get(c, c)
-
-    return [first.upper() + rest, first.title() + rest, token.upper(),
-            "".join(capital(c, True) for c in token), "".join(capital(c, False) for c in token)]
-
-
-# Lower-case letters whose `upper()` is two letters but that also have a one-letter capital.
-_CAPITAL_FORMS = {"ß": "ẞ"}
-
-
-def case_insensitive_vocab(pairs: Iterable[Tuple[str, int]]) -> List[Tuple[str, int]]:
-    """Adds Title-case and UPPER-case spellings of each token, with the id training gives them.
-
-    MediaPipe's regex tokenizer looks tokens up verbatim, while training lower-cases the text
-    first: a lower-cased vocabulary alone would map "Great" and "GREAT" to <UNKNOWN> on device
-    although training read them as "great". A spelling is added only when the training tokenizer
-    (`split_words`) reads it as exactly one token of the vocabulary, and it gets that token's id:
-    so "STRASSE" is "strasse" (or stays unknown), never "straße", and a spelling training would
-    split (e.g. "İ", which lower-cases to "i" + a combining dot) is not added. Spellings already
-    present keep their own id; other mixed casings ("gReAt") stay unknown on device, the one
-    difference from training that no vocabulary can remove.
-    """
-    from components.tokenizers import split_words
-
-    pairs = list(pairs)
-    ids = {token: index for token, index in pairs}
-    seen = set(ids)
-    extra = []
-    for token, _ in pairs:
-        if token in _AWE_SPECIALS:
-            continue
-        for variant in _case_variants(token):
-            if variant in seen or split_words(variant, False) != [variant]:
-                continue  # present already, or the device would not read it as one token
-            words = split_words(variant, True)
-            if len(words) == 1 and words[0] in ids:
-                seen.add(variant)
-                extra.append((variant, ids[words[0]]))
-    return pairs + extra
-
-
-def write_awe_metadata(tflite_bytes: bytes, vocab_path: str, label_names: Sequence[str], *,
-                       do_lower_case: bool = True, case_variants: bool = True,
-                       delim_regex_pattern: str = REGEX_DELIM,
-                       name: str = MODEL_NAME, description: str = MODEL_DESCRIPTION,
-                       version: Optional[str] = None, author: Optional[str] = None,
-                       license: Optional[str] = None) -> bytes:
-    """An AWE .tflite that MediaPipe's TextClassifier tokenizes and labels by itself."""
+def write_regex_tokenizer_metadata(tflite_bytes: bytes, vocab_pairs: Sequence[Tuple[str, int]],
+                                   label_names: Sequence[str], *,
+                                   delim_regex_pattern: str = REGEX_DELIM,
+                                   name: str = MODEL_NAME, description: str = MODEL_DESCRIPTION,
+                                   version: Optional[str] = None, author: Optional[str] = None,
+                                   license: Optional[str] = None,
+                                   producer: Optional[Mapping[str, Any]] = None) -> bytes:
+    """A one-input (token ids) .tflite that MediaPipe's TextClassifier tokenizes with its regex
+    tokenizer and labels by itself. `vocab_pairs` is packed as given (several spellings may share
+    an id); `<PAD>`, `<START>` and `<UNKNOWN>` must be among them."""
     if len(input_tensor_names(tflite_bytes)) != 1:
-        raise ValueError("an AWE classifier has one input tensor (token ids)")
+        raise ModelFormatError("a regex-tokenized classifier has one input tensor (token ids)")
     _check_single_output(tflite_bytes, len(label_names))
-    pairs = read_awe_vocab(vocab_path)
-    if do_lower_case and case_variants:
-        pairs = case_insensitive_vocab(pairs)
-    vocab = "".join(f"{token} {index}\n" for token, index in pairs).encode("utf-8")
+    present = {token for token, _ in vocab_pairs}
+    missing = [token for token in ("<PAD>", "<START>", "<UNKNOWN>") if token not in present]
+    if missing:
+        raise VocabularyError(f"no {', '.join(missing)} entry; MediaPipe's regex tokenizer needs "
+                              "<PAD>, <START> and <UNKNOWN>")
+    vocab = vocab_io.token_id_bytes(vocab_pairs)
     tokenizer = {"options": {"_type": "RegexTokenizerOptions",
                              "delim_regex_pattern": delim_regex_pattern,
                              "vocab_file": [_file(VOCAB_FILE, _VOCAB_DESCRIPTION, "VOCABULARY")]}}
@@ -461,8 +393,8 @@ def write_awe_metadata(tflite_bytes: bytes, vocab_path: str, label_names: Sequen
         }],
         "output_tensor_metadata": [_score_output()],
     }
-    meta = _model_metadata(subgraph, name, description, version, author, license)
-    return attach_metadata(tflite_bytes, meta, {VOCAB_FILE: vocab, LABELS_FILE: _labels_bytes(label_names)})
+    meta = _model_metadata(subgraph, name, description, version, author, license, producer)
+    return attach_metadata(tflite_bytes, meta, {VOCAB_FILE: vocab, LABELS_FILE: labels_io.to_bytes(label_names)})
 
 
 _BERT_INPUTS = {
@@ -482,11 +414,13 @@ def bert_input_role(tensor_name: str) -> str:
     return "ids"
 
 
-def write_bert_metadata(tflite_bytes: bytes, vocab_path: str, label_names: Sequence[str], *,
-                        name: str = MODEL_NAME, description: str = MODEL_DESCRIPTION,
-                        version: Optional[str] = None, author: Optional[str] = None,
-                        license: Optional[str] = None) -> bytes:
-    """A BERT .tflite for MediaPipe: WordPiece tokenizer on the subgraph, three named inputs.
+def write_bert_tokenizer_metadata(tflite_bytes: bytes, vocab: bytes, label_names: Sequence[str], *,
+                                  name: str = MODEL_NAME, description: str = MODEL_DESCRIPTION,
+                                  version: Optional[str] = None, author: Optional[str] = None,
+                                  license: Optional[str] = None,
+                                  producer: Optional[Mapping[str, Any]] = None) -> bytes:
+    """A BERT .tflite for MediaPipe: WordPiece tokenizer (`vocab`: the vocab.txt bytes) on the
+    subgraph, three named inputs.
 
     MediaPipe pairs input metadata with tensors by position, and the converter may reorder the
     inputs, so the metadata follows the model's own order, read from its tensor names.
@@ -494,13 +428,11 @@ def write_bert_metadata(tflite_bytes: bytes, vocab_path: str, label_names: Seque
     names = input_tensor_names(tflite_bytes)
     roles = [bert_input_role(n) for n in names]
     if sorted(roles) != sorted(_BERT_INPUTS):
-        raise ValueError(f"cannot tell the BERT inputs (ids, mask, segment ids) apart from the "
-                         f"tensor names {names}")
+        raise ModelFormatError(f"cannot tell the BERT inputs (ids, mask, segment ids) apart from "
+                               f"the tensor names {names}")
     _check_single_output(tflite_bytes, len(label_names))
-    with open(vocab_path, "rb") as f:
-        vocab = f.read()
-    if not vocab.strip():
-        raise VocabularyError(f"{vocab_path} is empty")
+    if not bytes(vocab).strip():
+        raise VocabularyError("the WordPiece vocabulary to pack is empty")
     subgraph = {
         "input_tensor_metadata": [
             {"name": role, "description": _BERT_INPUTS[role],
@@ -511,8 +443,8 @@ def write_bert_metadata(tflite_bytes: bytes, vocab_path: str, label_names: Seque
             "_type": "BertTokenizerOptions",
             "vocab_file": [_file(VOCAB_FILE, _VOCAB_DESCRIPTION, "VOCABULARY")]}}],
     }
-    meta = _model_metadata(subgraph, name, description, version, author, license)
-    return attach_metadata(tflite_bytes, meta, {VOCAB_FILE: vocab, LABELS_FILE: _labels_bytes(label_names)})
+    meta = _model_metadata(subgraph, name, description, version, author, license, producer)
+    return attach_metadata(tflite_bytes, meta, {VOCAB_FILE: bytes(vocab), LABELS_FILE: labels_io.to_bytes(label_names)})
 
 
 def copy_metadata(source_tflite: bytes, target_tflite: bytes) -> bytes:
@@ -523,18 +455,39 @@ def copy_metadata(source_tflite: bytes, target_tflite: bytes) -> bytes:
     """
     raw = _metadata_buffer(source_tflite)
     if raw is None:
-        raise ValueError("the source model has no TFLite metadata to copy")
+        raise ModelFormatError("the source model has no TFLite metadata to copy")
     files = associated_files(source_tflite)
     src_names, dst_names = input_tensor_names(source_tflite), input_tensor_names(target_tflite)
     if src_names != dst_names:
         if sorted(src_names) != sorted(dst_names):
-            raise ValueError(f"input tensors differ: {src_names} vs {dst_names}")
+            raise ModelFormatError(f"input tensors differ: {src_names} vs {dst_names}")
         meta = decode_metadata(raw)
         subgraph = meta["subgraph_metadata"][0]
         by_name = dict(zip(src_names, subgraph["input_tensor_metadata"]))
         subgraph["input_tensor_metadata"] = [by_name[n] for n in dst_names]
         return attach_metadata(target_tflite, meta, files)
     return attach_metadata(target_tflite, raw, files)
+
+
+def producer(tflite_bytes: bytes) -> Dict[str, Any]:
+    """What our exporter recorded about the model (e.g. {"architecture": "awe"}); {} otherwise."""
+    raw = _metadata_buffer(tflite_bytes)
+    if raw is None:
+        return {}
+    for subgraph in decode_metadata(raw).get("subgraph_metadata", []):
+        for entry in subgraph.get("custom_metadata", []):
+            if entry.get("name") == PRODUCER_KEY:
+                try:
+                    return json.loads(bytes(entry.get("data", [])).decode("utf-8"))
+                except ValueError:
+                    return {}
+    return {}
+
+
+def packed_labels(tflite_bytes: bytes) -> Optional[List[str]]:
+    """The label names packed in a model (its labels.txt), or None when it packs none."""
+    data = associated_files(tflite_bytes).get(LABELS_FILE)
+    return labels_io.parse(data, f"the model's {LABELS_FILE}") if data else None
 
 
 def write_file(path: str, data: bytes) -> str:
@@ -545,7 +498,7 @@ def write_file(path: str, data: bytes) -> str:
 
 
 __all__ = [
-    "write_awe_metadata", "write_bert_metadata", "read_metadata", "copy_metadata", "attach_metadata",
-    "associated_files", "input_tensor_names", "output_tensor_names", "encode_metadata",
-    "decode_metadata", "case_insensitive_vocab", "read_awe_vocab", "bert_input_role",
+    "write_regex_tokenizer_metadata", "write_bert_tokenizer_metadata", "read_metadata", "copy_metadata",
+    "attach_metadata", "associated_files", "input_tensor_names", "output_tensor_names", "encode_metadata",
+    "decode_metadata", "bert_input_role", "packed_labels",
 ]

@@ -10,11 +10,12 @@ import json
 import os
 from typing import Any, Dict, Sequence, Tuple
 
+from components import architectures
 from components.errors import DataSourceError
-from components.options import (AWE, BERT, AverageWordEmbeddingModelOptions, BertModelOptions)
 
 MODEL_INFO = "model.json"
 WEIGHTS = "weights.h5"
+TRAINING_FILE = "training.json"
 
 
 def save_trained(folder: str, model, architecture: str, model_options, label_names: Sequence[str],
@@ -41,22 +42,28 @@ def read_info(folder: str) -> Dict[str, Any]:
         return json.load(f)
 
 
+def write_training(folder: str, summary: Dict[str, Any]) -> None:
+    with open(os.path.join(folder, TRAINING_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+
+
+def read_training(folder: str) -> Dict[str, Any]:
+    """training.json (epochs, history, picked defaults), or {} for a folder without one."""
+    path = os.path.join(folder, TRAINING_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def model_options_of(info: Dict[str, Any]):
-    if info["architecture"] == AWE:
-        return AverageWordEmbeddingModelOptions.from_dict(info["model_options"])
-    return BertModelOptions.from_dict(info["model_options"])
+    return architectures.get(info["architecture"]).options(info["model_options"])
 
 
 def build_model(info: Dict[str, Any]):
-    """A fresh, untrained model of the architecture and shape `info` describes."""
-    options = model_options_of(info)
-    if info["architecture"] == AWE:
-        from components.models import build_awe_model
-        return build_awe_model(options, info["num_classes"], vocab_size=info.get("vocab_rows"))
-    if info["architecture"] == BERT:
-        from components.bert import build_bert_classifier
-        return build_bert_classifier(options, info["num_classes"])
-    raise DataSourceError(f"unknown architecture {info['architecture']!r} in {MODEL_INFO}")
+    """A fresh, untrained model of the architecture and shape `info` (model.json) describes."""
+    spec = architectures.get(info["architecture"])
+    return spec.build_model(spec.options(info["model_options"]), info["num_classes"], info)
 
 
 def load_trained(folder: str) -> Tuple[Any, Dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The kfp components: one per pipeline step, each a thin wrapper over library functions.
+"""The kfp components: one per pipeline step, each a thin wrapper over `components.steps`.
 
 Component bodies run inside our image (or the current environment on the local runner), so
 they import the installed package instead of carrying code. They are built by `make_ops`
@@ -8,10 +8,9 @@ runners set it from the library's source and the local input files, so a changed
 a rewritten input file is not answered from the cache.
 """
 
-
 import os
 from types import SimpleNamespace
-from typing import List
+from typing import List, Optional
 
 from kfp import dsl
 from kfp.dsl import (HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model,
@@ -24,135 +23,183 @@ def ingest_split(train: str, validation: str, test: str, csv_params: dict, split
                  cache_salt: str,
                  train_data: Output[Dataset], validation_data: Output[Dataset], test_data: Output[Dataset],
                  profile: Output[Artifact], profile_report: Output[Markdown], profile_metrics: Output[Metrics]):
-    """Read and validate the labelled text, split it, and profile it."""
-    import os
-    from components.ingest import ingest
-    from components.options import CSVParams, SplitOptions
-    result = ingest(train, validation, test, CSVParams.from_dict(csv_params), SplitOptions.from_dict(split_options),
-                    output_dirs={"train": train_data.path, "validation": validation_data.path,
-                                 "test": test_data.path}, profile_dir=profile.path)
-    with open(os.path.join(profile.path, "profile.md"), encoding="utf-8") as f:
-        text = f.read()
-    with open(profile_report.path, "w", encoding="utf-8") as f:
-        f.write(text)
+    """Reads and validates the labelled text, splits it and profiles it.
+
+    Args:
+        train: Training file: local path, gs://, http(s):// URL; ZIP#member picks a file in a zip.
+        validation: Validation file; empty: carved out of train.
+        test: Test file; empty: the validation split (or carved out of train with neither).
+        csv_params: How to read the files (CSVParams fields: text_column, label_column, delimiter, ...).
+        split_options: Fractions and seed of the splits carved out of train (SplitOptions fields).
+        cache_salt: Changes with the library's code and local inputs, so stale cache hits cannot happen.
+    """
+    from components.steps import ingest_step, log_metrics
+    result = ingest_step(train, validation, test, csv_params, split_options,
+                         {"train": train_data.path, "validation": validation_data.path, "test": test_data.path},
+                         profile.path, profile_report.path)
     outputs = {"train": train_data, "validation": validation_data, "test": test_data}
-    for name, split in result["splits"].items():
-        profile_metrics.log_metric(f"{name}_rows", split["rows"])
-        outputs[name].metadata.update({"rows": split["rows"], "labels": split["labels"]})
-    profile_metrics.log_metric("dropped_rows", result["dropped_rows"]["total"])
-    profile_metrics.log_metric("num_classes", len(result["label_names"]))
+    for name, values in result["split_metadata"].items():
+        outputs[name].metadata.update(values)
+    log_metrics(profile_metrics, result["metrics"])
     profile.metadata["cache_salt"] = cache_salt
 
 
-def preprocess(architecture: str, awe_model_options: dict, bert_model_options: dict,
-               beam_pipeline_args: List[str], cache_salt: str,
+def preprocess(architecture: str, model_options: dict, beam_pipeline_args: List[str], cache_salt: str,
                train_data: Input[Dataset], validation_data: Input[Dataset], test_data: Input[Dataset],
                train_tokens: Output[Dataset], validation_tokens: Output[Dataset], test_tokens: Output[Dataset],
                vocab: Output[Artifact]):
-    """Tokenize every split and build the vocabulary with Apache Beam."""
-    from components.steps import preprocess_step
-    summary = preprocess_step(architecture, awe_model_options, bert_model_options, beam_pipeline_args,
+    """Tokenizes every split and builds the vocabulary with Apache Beam.
+
+    Args:
+        architecture: The architecture the tokens are for (awe, bert, ...).
+        model_options: The architecture's model options (e.g. AverageWordEmbeddingModelOptions fields).
+        beam_pipeline_args: Passed to Beam unchanged (runner, project, workers, ...).
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import artifact_metadata, preprocess_step
+    summary = preprocess_step(architecture, model_options, beam_pipeline_args,
                               {"train": train_data.path, "validation": validation_data.path,
                                "test": test_data.path},
                               {"train": train_tokens.path, "validation": validation_tokens.path,
                                "test": test_tokens.path}, vocab.path)
-    vocab.metadata.update({"architecture": architecture, "cache_salt": cache_salt})
+    vocab.metadata.update({**artifact_metadata(summary), "cache_salt": cache_salt})
     for name, artifact in (("train", train_tokens), ("validation", validation_tokens), ("test", test_tokens)):
-        artifact.metadata.update(summary.get(name, {}))
+        artifact.metadata.update(summary["splits"].get(name, {}))
 
 
-def train(architecture: str, awe_model_options: dict, awe_hparams: dict, bert_model_options: dict,
-          bert_hparams: dict, checkpoint_root: str, cache_salt: str,
+def train(architecture: str, model_options: dict, hparams: dict, checkpoint_root: str, cache_salt: str,
           train_tokens: Input[Dataset], validation_tokens: Input[Dataset], vocab: Input[Artifact],
           model: Output[Model], training_metrics: Output[Metrics]):
-    """Train one architecture, resuming from checkpoints when re-run."""
-    from components.steps import train_step
-    summary = train_step(architecture, awe_model_options, awe_hparams, bert_model_options, bert_hparams,
-                         train_tokens.path, validation_tokens.path, vocab.path, model.path, checkpoint_root)
+    """Trains one architecture, resuming from checkpoints when re-run.
+
+    Args:
+        architecture: The architecture to train (awe, bert, ...).
+        model_options: The architecture's model options.
+        hparams: The architecture's training hyperparameters (e.g. BertHParams fields).
+        checkpoint_root: Where checkpoints go (one folder per architecture), so a retried or re-run
+            task resumes; empty: inside the model artifact.
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    import os
+    from components.steps import log_metrics, train_step
+    checkpoint_dir = os.path.join(checkpoint_root, architecture) if checkpoint_root else ""
+    summary = train_step(architecture, model_options, hparams, train_tokens.path, validation_tokens.path,
+                         vocab.path, model.path, checkpoint_dir)
     model.metadata.update({"architecture": architecture, "best_epoch": summary["best_epoch"],
                            "cache_salt": cache_salt})
-    for key in ("best_val_accuracy", "train_seconds", "best_epoch"):
-        training_metrics.log_metric(key, summary[key])
+    log_metrics(training_metrics, summary["metrics"])
 
 
 def evaluate(cache_salt: str, model: Input[Model], test_tokens: Input[Dataset], evaluation: Output[Artifact],
              metrics: Output[Metrics], classification_metrics: Output[ClassificationMetrics]):
-    """Evaluate the trained Keras model on the test split."""
-    from components.evaluate import evaluate as run_evaluate
-    from components.steps import log_classification
-    result = run_evaluate(model.path, test_tokens.path, evaluation.path)
+    """Evaluates the trained Keras model on the test split.
+
+    Args:
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import evaluate_step, log_classification
+    result = evaluate_step(model.path, test_tokens.path, evaluation.path)
     log_classification(result, metrics, classification_metrics)
     evaluation.metadata.update({"architecture": result["architecture"], "cache_salt": cache_salt})
 
 
 def export(cache_salt: str, model: Input[Model], vocab: Input[Artifact], exported: Output[Model]):
-    """Export a float TFLite model with MediaPipe metadata, labels and vocabulary."""
-    from components.steps import export_step
+    """Exports a float TFLite model with MediaPipe metadata, labels and vocabulary.
+
+    Args:
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import artifact_metadata, export_step
     result = export_step(model.path, vocab.path, exported.path)
-    exported.metadata.update({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
-    exported.metadata["cache_salt"] = cache_salt
+    exported.metadata.update({**artifact_metadata(result), "cache_salt": cache_salt})
 
 
 def quantize(quantization: dict, cache_salt: str, exported: Input[Model], train_tokens: Input[Dataset],
              quantized: Output[Model]):
-    """Post-training quantization of the exported model, metadata carried over."""
-    from components.steps import quantize_step
+    """Post-training quantization of the exported model, metadata carried over.
+
+    Args:
+        quantization: QuantizationConfig fields: mode none, dynamic, float16 or int8.
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import artifact_metadata, quantize_step
     result = quantize_step(exported.path, quantization, quantized.path, train_tokens.path)
-    quantized.metadata.update({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
-    quantized.metadata["cache_salt"] = cache_salt
+    quantized.metadata.update({**artifact_metadata(result), "cache_salt": cache_salt})
 
 
 def tflite_evaluate(max_accuracy_drop: float, cache_salt: str, exported: Input[Model],
                     quantized: Input[Model], test_tokens: Input[Dataset], tflite_evaluation: Output[Artifact],
                     metrics: Output[Metrics]):
-    """Evaluate float and quantized .tflite files with LiteRT; fail on too large an accuracy drop."""
-    from components.steps import tflite_evaluate_step
+    """Evaluates the float and quantized .tflite files with LiteRT; fails on too large an accuracy drop.
+
+    Args:
+        max_accuracy_drop: Accuracy points quantization may cost before the step fails.
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import log_metrics, tflite_evaluate_step
     result = tflite_evaluate_step(exported.path, quantized.path, test_tokens.path, max_accuracy_drop,
                                   tflite_evaluation.path)
-    for key, value in result["summary"].items():
-        metrics.log_metric(key, value)
+    log_metrics(metrics, result["summary"])
     tflite_evaluation.metadata["cache_salt"] = cache_salt
 
 
 def benchmark(runs: int, cache_salt: str, exported: Input[Model], quantized: Input[Model],
               test_tokens: Input[Dataset], latency: Output[Artifact], metrics: Output[Metrics]):
-    """Latency of each .tflite with LiteRT: p50/p90/p99 for 1 thread and all cores, size, memory."""
-    from components.steps import benchmark_step
+    """Latency of each .tflite with LiteRT: p50/p90/p99 at 1 thread and all cores, size, memory.
+
+    Args:
+        runs: Timed single-example invocations per model and thread count.
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import benchmark_step, log_metrics
     result = benchmark_step(exported.path, quantized.path, test_tokens.path, runs, latency.path)
-    for key, value in result["summary"].items():
-        metrics.log_metric(key, value)
+    log_metrics(metrics, result["summary"])
     latency.metadata["cache_salt"] = cache_salt
 
 
-def report(min_accuracy: float, cache_salt: str, profile: Input[Artifact],
-           models: Input[List[Model]], evaluations: Input[List[Artifact]],
-           exports: Input[List[Model]], quantized_models: Input[List[Model]],
-           tflite_evaluations: Input[List[Artifact]], latencies: Input[List[Artifact]],
+def collect(architecture: str, model: Input[Model], evaluation: Input[Artifact], exported: Input[Model],
+            quantized: Input[Model], tflite_evaluation: Input[Artifact], latency: Input[Artifact],
+            results: Output[Artifact], previous: Optional[Input[Artifact]] = None):
+    """Adds one architecture's figures and deliverable files to the run's results.
+
+    Args:
+        architecture: The architecture whose results are added.
+    """
+    from components.steps import collect_step
+    collect_step(architecture, model.path, evaluation.path, exported.path, quantized.path,
+                 tflite_evaluation.path, latency.path, results.path,
+                 previous.path if previous is not None else None)
+
+
+def report(min_accuracy: float, cache_salt: str, profile: Input[Artifact], results: Input[Artifact],
            report_markdown: Output[Markdown], report_html: Output[HTML], deliverables: Output[Artifact],
            summary_metrics: Output[Metrics]):
-    """The guide's benchmark table for this run, plots, profile, and the deliverables folder."""
-    from components.report import build_report
-    summary = build_report(profile.path, [m.path for m in models], [e.path for e in evaluations],
-                           [e.path for e in exports], [q.path for q in quantized_models],
-                           [t.path for t in tflite_evaluations], [l.path for l in latencies],
-                           min_accuracy, report_markdown.path, report_html.path, deliverables.path)
-    for arch, row in summary["models"].items():
-        summary_metrics.log_metric(f"{arch}_accuracy", row["accuracy"])
-        summary_metrics.log_metric(f"{arch}_model_bytes", row["model_bytes"])
-        summary_metrics.log_metric(f"{arch}_p50_ms_1_thread", row["p50_ms_1_thread"])
+    """The guide's benchmark table for this run, plots, profile, and the deliverables folder.
+
+    Args:
+        min_accuracy: Publish gate: a model below this test accuracy is reported, not published.
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import log_metrics, report_step
+    summary = report_step(profile.path, results.path, min_accuracy, report_markdown.path, report_html.path,
+                          deliverables.path)
+    log_metrics(summary_metrics, summary["metrics"])
     deliverables.metadata["cache_salt"] = cache_salt
 
 
 def publish(export_dir: str, deliverables: Input[Artifact]) -> str:
-    """Copy the deliverables folder to `export_dir` (local path or gs://)."""
-    from components.storage import upload_tree
-    written = upload_tree(deliverables.path, export_dir)
-    print(f"published {len(written)} files to {export_dir}", flush=True)
+    """Copies the deliverables folder to `export_dir` (local path or gs://).
+
+    Args:
+        export_dir: Where the deliverables go: a local folder or gs://BUCKET/PATH.
+    """
+    from components.steps import publish_step
+    publish_step(deliverables.path, export_dir)
     return export_dir
 
 
-STEPS = (ingest_split, preprocess, train, evaluate, export, quantize, tflite_evaluate, benchmark, report,
-         publish)
+STEPS = (ingest_split, preprocess, train, evaluate, export, quantize, tflite_evaluate, benchmark, collect,
+         report, publish)
 
 
 def make_ops(image: str = DEFAULT_IMAGE) -> SimpleNamespace:

@@ -15,11 +15,6 @@ from components.errors import ConfigError
 
 T = TypeVar("T", bound="_JsonOptions")
 
-AWE = "awe"
-BERT = "bert"
-ARCHITECTURES = (AWE, BERT)
-
-
 def _coerce_numbers(cls, values: Dict[str, Any]) -> Dict[str, Any]:
     """kfp carries dict parameters as protobuf Structs, where every number is a float: give
     integer fields their whole-number values back as ints (a fractional value is an error)."""
@@ -109,10 +104,17 @@ class SplitOptions(_JsonOptions):
             raise ConfigError("validation_fraction + test_fraction must leave rows for training")
 
 
+def _check_seq_len(owner, seq_len: int) -> None:
+    if seq_len != 0 and seq_len < 3:
+        raise ConfigError(f"{owner}.seq_len must be 0 (fitted to the data) or at least 3, got {seq_len}")
+
+
 @dataclasses.dataclass
 class AverageWordEmbeddingModelOptions(_JsonOptions):
-    """Model Maker's AWE options; defaults are Model Maker's.
+    """Model Maker's AWE options, with Model Maker's names.
 
+    `seq_len` 0 (the default) fits the model's input to the longest text of the data given, at
+    most Model Maker's 256 ids: MediaPipe feeds `[1, seq_len]`, so padding costs on the device.
     `device_case_variants` adds the capitalised and upper-case spellings of every vocabulary
     token to the vocabulary packed into the .tflite, so MediaPipe (which never lower-cases)
     maps "Great" and "GREAT" to the id training gave "great". It roughly triples the packed
@@ -120,7 +122,7 @@ class AverageWordEmbeddingModelOptions(_JsonOptions):
     model size; without it capitalised words are `<UNKNOWN>` on the device, as with Model Maker.
     """
 
-    seq_len: int = 256
+    seq_len: int = 0
     wordvec_dim: int = 16
     dropout_rate: float = 0.2
     do_lower_case: bool = True
@@ -128,8 +130,7 @@ class AverageWordEmbeddingModelOptions(_JsonOptions):
     device_case_variants: bool = False
 
     def __post_init__(self):
-        if self.seq_len < 3:
-            raise ConfigError(f"seq_len must be at least 3, got {self.seq_len}")
+        _check_seq_len(type(self).__name__, self.seq_len)
         if self.vocab_size < 1:
             raise ConfigError(f"vocab_size must be positive, got {self.vocab_size}")
         if not 0.0 <= self.dropout_rate < 1.0:
@@ -158,17 +159,20 @@ DEFAULT_BERT_ENCODER = "mobilebert"
 
 @dataclasses.dataclass
 class BertModelOptions(_JsonOptions):
-    """BERT classifier options; `encoder` is an alias, a TF Hub handle/SavedModel or an HF dir."""
+    """BERT classifier options; `encoder` is an alias, a TF Hub handle/SavedModel or an HF dir.
 
-    seq_len: int = 128
+    `seq_len` 0 (the default) fits the input to the longest text (in word pieces) of the data
+    given, at most Model Maker's 128.
+    """
+
+    seq_len: int = 0
     dropout_rate: float = 0.1
     do_fine_tuning: bool = True
     encoder: str = DEFAULT_BERT_ENCODER
     pooling: str = "auto"
 
     def __post_init__(self):
-        if self.seq_len < 3:
-            raise ConfigError(f"seq_len must be at least 3, got {self.seq_len}")
+        _check_seq_len(type(self).__name__, self.seq_len)
         if self.pooling not in ("auto", "cls", "mean"):
             raise ConfigError(f"pooling must be 'auto', 'cls' or 'mean', got {self.pooling!r}")
 
@@ -250,19 +254,3 @@ class QuantizationConfig(_JsonOptions):
         # split, so only its size is configurable. Passing a dataset keeps call sites unchanged.
         del representative_data
         return cls(mode="int8", representative_examples=representative_examples)
-
-
-def parse_architectures(value: Sequence[str] | str) -> List[str]:
-    """'awe,bert' or ['awe'] -> validated, de-duplicated list in the given order."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    result: List[str] = []
-    for item in (i.strip().lower() for i in items):
-        if not item:
-            continue
-        if item not in ARCHITECTURES:
-            raise ConfigError(f"unknown model architecture {item!r}; choose from {', '.join(ARCHITECTURES)}")
-        if item not in result:
-            result.append(item)
-    if not result:
-        raise ConfigError("at least one model architecture (awe, bert) must be selected")
-    return result

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import Counter
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -21,8 +20,9 @@ import numpy as np
 
 import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components import metadata as md
-from components.errors import ConfigError
-from components.export import EXPORT_INFO, SAVED_MODEL, TFLITE, TOKENIZER_INFO, converter_for
+from components.errors import ConfigError, DataSourceError
+from components.export import (SAVED_MODEL, TFLITE, converter_for, copy_deliverable_files,
+                               read_export_info)
 from components.options import QuantizationConfig
 
 QUANT_INFO = "quantization.json"
@@ -33,7 +33,7 @@ _TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64",
 def representative_examples(representative_dir: str, count: int,
                             input_names: List[str]) -> List[Dict[str, np.ndarray]]:
     """Up to `count` tokenized examples as {signature input name: [1, seq_len] int32}."""
-    from components.preprocess import load_tokenized
+    from components.tokenized import load_tokenized
 
     dataset, _ = load_tokenized(representative_dir)
     examples = []
@@ -107,8 +107,7 @@ def quantize_model(export_dir: str, config: QuantizationConfig, output_dir: str,
             raise ConfigError(f"{export_dir}: no {os.path.basename(path)}; is this an export folder?")
     with open(parent_path, "rb") as f:
         parent = f.read()
-    with open(os.path.join(export_dir, EXPORT_INFO), encoding="utf-8") as f:
-        export_info = json.load(f)
+    export_info = read_export_info(export_dir)
 
     examples = None
     if config.mode == "int8":
@@ -134,10 +133,7 @@ def quantize_model(export_dir: str, config: QuantizationConfig, output_dir: str,
 
     os.makedirs(output_dir, exist_ok=True)
     path = md.write_file(os.path.join(output_dir, TFLITE), converted)
-    for name in (md.LABELS_FILE, md.VOCAB_FILE, TOKENIZER_INFO):
-        source = os.path.join(export_dir, name)
-        if os.path.exists(source):
-            shutil.copyfile(source, os.path.join(output_dir, name))
+    copy_deliverable_files(export_dir, output_dir)
     result = {
         "tflite": path,
         "model_bytes": len(converted),
@@ -152,9 +148,17 @@ def quantize_model(export_dir: str, config: QuantizationConfig, output_dir: str,
         "seq_len": export_info.get("seq_len"),
         "label_names": export_info.get("label_names"),
         "input_names": export_info.get("input_names"),
-        "parent": parent_path,
     }
+    # Stored without paths: the folder is copied between stores (the caller gets `tflite`).
     with open(os.path.join(output_dir, QUANT_INFO), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
+        json.dump({k: v for k, v in result.items() if k != "tflite"}, f, indent=2, sort_keys=True)
     return result
+
+
+def read_quantization_info(folder: str) -> Dict[str, Any]:
+    path = os.path.join(folder, QUANT_INFO)
+    if not os.path.exists(path):
+        raise DataSourceError(f"{folder}: no {QUANT_INFO}; is this a quantize output folder?")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 

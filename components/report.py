@@ -8,31 +8,27 @@ parent, labels, vocabulary and metrics; `summary.json` and the report at the top
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
+import re
 import shutil
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
-from components.benchmark import format_latency
-from components.export import EXPORT_INFO
-from components.quantize import QUANT_INFO
-from components.steps import EVALUATION_FILE, LATENCY_FILE
+from components import architectures, run_results
+from components.benchmark import format_latency, format_size
+from components.labels import LABELS_FILE
+from components.vocabulary import TOKENIZER_FILE, VOCAB_FILE
 
-ARCH_TITLES = {"awe": "Average Word Embedding", "bert": "BERT"}
-
-
-def _load_json(path: str) -> Dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _by_architecture(folders: Sequence[str], filename: str) -> Dict[str, Dict]:
-    found = {}
-    for folder in folders:
-        data = _load_json(os.path.join(folder, filename))
-        found[data["architecture"]] = {"folder": folder, **data}
-    return found
+SUMMARY_FILE = "summary.json"
+REPORT_MD, REPORT_HTML = "report.md", "report.html"
+PROFILE_MD = "profile.md"
+PLOTS = "plots"
+DELIVERED_TFLITE, FLOAT_TFLITE = "model.tflite", "model_float.tflite"
+# Past this many classes a confusion matrix is drawn without numbers in its cells (they would not
+# be readable) and the report lists the largest confusions instead.
+CELL_LABELS_UP_TO = 20
+TICK_LABELS_UP_TO = 60
+TOP_CONFUSIONS = 15
 
 
 def _plot_curves(history: List[Dict], title: str, path: str) -> None:
@@ -57,186 +53,199 @@ def _plot_curves(history: List[Dict], title: str, path: str) -> None:
 
 
 def _plot_confusion(matrix: List[List[int]], labels: List[str], title: str, path: str) -> None:
+    """At most about 10 inches whatever the class count; numbers in cells for small matrices."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    size = max(3, 0.6 * len(labels) + 2)
+    n = len(labels)
+    size = min(10.0, max(4.0, 0.5 * n + 2.5))
     fig, axis = plt.subplots(figsize=(size, size))
-    axis.imshow(matrix, cmap="Blues")
-    axis.set_xticks(range(len(labels)), labels, rotation=45)
-    axis.set_yticks(range(len(labels)), labels)
+    axis.imshow(matrix, cmap="Blues", interpolation="nearest")
+    if n <= TICK_LABELS_UP_TO:
+        font = 10 if n <= CELL_LABELS_UP_TO else 6
+        axis.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=font)
+        axis.set_yticks(range(n), labels, fontsize=font)
+    else:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if n <= CELL_LABELS_UP_TO:
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                axis.text(j, i, str(value), ha="center", va="center")
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
-    for i, row in enumerate(matrix):
-        for j, value in enumerate(row):
-            axis.text(j, i, str(value), ha="center", va="center")
-    axis.set_title(title)
+    # The title in the figure's own space, wrapped: a long one is not clipped at the edges.
+    fig.suptitle(title, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
-def _size(num_bytes: int) -> str:
-    return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e6 else f"{num_bytes / 1e3:.0f} KB"
+def top_confusions(matrix: Sequence[Sequence[int]], labels: Sequence[str], count: int = TOP_CONFUSIONS
+                   ) -> List[Dict[str, Any]]:
+    """The largest off-diagonal cells: which true class is most often taken for which."""
+    cells = [(value, i, j) for i, row in enumerate(matrix) for j, value in enumerate(row) if i != j and value]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    return [{"true": labels[i], "predicted": labels[j], "count": value} for value, i, j in cells[:count]]
 
 
-def build_report(profile_dir: str, model_dirs: Sequence[str], evaluation_dirs: Sequence[str],
-                 export_dirs: Sequence[str], quantized_dirs: Sequence[str], tflite_eval_dirs: Sequence[str],
-                 latency_dirs: Sequence[str], min_accuracy: float, markdown_path: str, html_path: str,
-                 deliverables_dir: str) -> Dict:
+def _row(arch: str, result: Mapping[str, Any], min_accuracy: float) -> Dict[str, Any]:
+    quant_mode = result["quantization"]["quantization"]
+    delivered = "quantized" if quant_mode != "none" else "float"
+    compare = result["tflite_evaluation"]
+    bench = {row["name"]: row for row in result["latency"]["models"]}
+    accuracy = compare[delivered]["accuracy"]
+    row = {
+        "accuracy": accuracy,
+        "keras_accuracy": result["evaluation"]["accuracy"],
+        "float_tflite_accuracy": compare["float"]["accuracy"],
+        "quantized_accuracy": compare["quantized"]["accuracy"],
+        "accuracy_change_points": compare["accuracy_change_points"],
+        "model_bytes": bench[delivered]["model_bytes"],
+        "float_model_bytes": bench["float"]["model_bytes"],
+        "p50_ms_1_thread": bench[delivered]["latency"]["1"]["p50_ms"],
+        "p90_ms_1_thread": bench[delivered]["latency"]["1"]["p90_ms"],
+        "p99_ms_1_thread": bench[delivered]["latency"]["1"]["p99_ms"],
+        "float_p50_ms_1_thread": bench["float"]["latency"]["1"]["p50_ms"],
+        "quantization": quant_mode,
+        "delivered": delivered,
+        "published": accuracy >= min_accuracy,
+        "train_seconds": result["training"].get("train_seconds"),
+        "best_epoch": result["training"].get("best_epoch"),
+        "picked_defaults": {**result["model"].get("picked", {}),
+                            **result["training"].get("picked", {})},
+    }
+    if not row["published"]:
+        row["not_published_because"] = f"test accuracy {accuracy:.4f} is below min_accuracy {min_accuracy:.4f}"
+    return row
+
+
+def _section(arch: str, title: str, row: Mapping[str, Any], result: Mapping[str, Any], history: bool) -> str:
+    evaluation = result["evaluation"]
+    lines = [
+        f"## {title}", "",
+        f"Keras test accuracy {100 * row['keras_accuracy']:.2f}%, float .tflite "
+        f"{100 * row['float_tflite_accuracy']:.2f}%, quantized ({row['quantization']}) "
+        f"{100 * row['quantized_accuracy']:.2f}% (change {row['accuracy_change_points']:+.2f} points); "
+        f"macro F1 {evaluation.get('macro_f1', 0):.4f}. Best epoch {row.get('best_epoch')}, "
+        f"training {row.get('train_seconds')} s.",
+        f"Latency (1 thread) p50 / p90 / p99: {format_latency(row['p50_ms_1_thread'])} / "
+        f"{format_latency(row['p90_ms_1_thread'])} / {format_latency(row['p99_ms_1_thread'])}. "
+        + ("Published." if row["published"] else f"**Not published**: {row['not_published_because']}."),
+        "",
+    ]
+    model_options = result["model"].get("model_options", {})
+    picked = row["picked_defaults"]
+    if model_options or picked:
+        shown = ", ".join(f"`{k}` {v}" for k, v in sorted(model_options.items()))
+        lines += [f"Model options: {shown}."]
+        if picked:
+            lines += ["Defaults picked from the data: "
+                      + ", ".join(f"`{k}` {v:g}" if isinstance(v, float) else f"`{k}` {v}"
+                                  for k, v in sorted(picked.items())) + "."]
+        lines.append("")
+    labels = evaluation.get("label_names", [])
+    if len(labels) > CELL_LABELS_UP_TO:
+        confusions = top_confusions(evaluation["confusion_matrix"], labels)
+        if confusions:
+            lines += [f"Largest confusions ({len(labels)} classes):", "",
+                      "| true | predicted as | test examples |", "|---|---|---|"]
+            lines += [f"| {c['true']} | {c['predicted']} | {c['count']} |" for c in confusions]
+            lines.append("")
+    if history:
+        lines.append(f"![training curves]({PLOTS}/{arch}_training_curves.png)")
+        lines.append("")
+    lines.append(f"![confusion matrix]({PLOTS}/{arch}_confusion_matrix.png)")
+    return "\n".join(lines) + "\n"
+
+
+def _deliver(arch: str, result: Mapping[str, Any], row: Mapping[str, Any], deliverables_dir: str) -> None:
+    folder = result["folder"]
+    target = os.path.join(deliverables_dir, arch)
+    os.makedirs(target, exist_ok=True)
+    delivered = run_results.QUANTIZED_TFLITE if row["delivered"] == "quantized" else run_results.FLOAT_TFLITE
+    shutil.copyfile(os.path.join(folder, delivered), os.path.join(target, DELIVERED_TFLITE))
+    shutil.copyfile(os.path.join(folder, run_results.FLOAT_TFLITE), os.path.join(target, FLOAT_TFLITE))
+    for name in (LABELS_FILE, VOCAB_FILE, TOKENIZER_FILE):
+        if os.path.exists(os.path.join(folder, name)):
+            shutil.copyfile(os.path.join(folder, name), os.path.join(target, name))
+    with open(os.path.join(target, "metrics.json"), "w") as f:
+        json.dump({"evaluation": result["evaluation"], "tflite": result["tflite_evaluation"],
+                   "latency": result["latency"]["models"]}, f, indent=2)
+
+
+def build_report(profile_dir: str, results_dir: str, min_accuracy: float, markdown_path: str,
+                 html_path: str, deliverables_dir: str) -> Dict:
     """Writes report.md/.html and the deliverables folder; returns summary.json's content."""
-    trained = _by_architecture(model_dirs, "model.json")
-    evaluations = _by_architecture(evaluation_dirs, "metrics.json")
-    exports = _by_architecture(export_dirs, EXPORT_INFO)
-    quantized = _by_architecture(quantized_dirs, QUANT_INFO)
-    tflite = _by_architecture(tflite_eval_dirs, EVALUATION_FILE)
-    latency = _by_architecture(latency_dirs, LATENCY_FILE)
+    results = run_results.read(results_dir)
     os.makedirs(deliverables_dir, exist_ok=True)
-    plots = os.path.join(deliverables_dir, "plots")
+    plots = os.path.join(deliverables_dir, PLOTS)
     os.makedirs(plots, exist_ok=True)
 
     summary: Dict = {"models": {}, "min_accuracy": min_accuracy}
     table = ["| Model architecture | Test accuracy | Model size | CPU 1 thread latency | Quantization |",
              "|---|---|---|---|---|"]
     sections: List[str] = []
-    images: List[str] = []
-    for arch in sorted(trained):
-        quant_mode = quantized[arch]["quantization"]
-        delivered = "quantized" if quant_mode != "none" else "float"
-        compare = tflite[arch]
-        accuracy = compare[delivered]["accuracy"]
-        bench = {row["name"]: row for row in latency[arch]["models"]}
-        delivered_bench = bench[delivered]
-        p50_1 = delivered_bench["latency"]["1"]["p50_ms"]
-        published = accuracy >= min_accuracy
-        row = {
-            "accuracy": accuracy,
-            "keras_accuracy": evaluations[arch]["accuracy"],
-            "float_tflite_accuracy": compare["float"]["accuracy"],
-            "quantized_accuracy": compare["quantized"]["accuracy"],
-            "accuracy_change_points": compare["accuracy_change_points"],
-            "model_bytes": delivered_bench["model_bytes"],
-            "float_model_bytes": bench["float"]["model_bytes"],
-            "p50_ms_1_thread": p50_1,
-            "p90_ms_1_thread": delivered_bench["latency"]["1"]["p90_ms"],
-            "p99_ms_1_thread": delivered_bench["latency"]["1"]["p99_ms"],
-            "quantization": quant_mode,
-            "published": published,
-        }
-        if not published:
-            row["not_published_because"] = (f"test accuracy {accuracy:.4f} is below min_accuracy {min_accuracy:.4f}")
+    for arch, result in results.items():
+        row = _row(arch, result, min_accuracy)
         summary["models"][arch] = row
-        title = ARCH_TITLES.get(arch, arch)
-        if arch == "bert":
-            title += f" ({trained[arch].get('model_options', {}).get('encoder', '')})"
-        table.append(f"| {title} | {100 * accuracy:.2f}% | {_size(row['model_bytes'])} | {format_latency(p50_1)} | "
-                     f"{quant_mode} |")
-        if delivered == "quantized":
+        title = architectures.get(arch).describe(result["model"])
+        table.append(f"| {title} | {100 * row['accuracy']:.2f}% | {format_size(row['model_bytes'])} | "
+                     f"{format_latency(row['p50_ms_1_thread'])} | {row['quantization']} |")
+        if row["delivered"] == "quantized":
             # The float parent too: the guide's AWE row is a float model, and the trade (bytes
             # against latency and accuracy) is the reader's to weigh.
-            row["float_p50_ms_1_thread"] = bench["float"]["latency"]["1"]["p50_ms"]
-            table.append(f"| {title} | {100 * row['float_tflite_accuracy']:.2f}% | {_size(row['float_model_bytes'])} | "
-                         f"{format_latency(row['float_p50_ms_1_thread'])} | none (float, `model_float.tflite`) |")
-
-        history = []
-        training_file = os.path.join(trained[arch]["folder"], "training.json")
-        if os.path.exists(training_file):
-            training = _load_json(training_file)
-            history = training.get("history", [])
-            row["train_seconds"] = training.get("train_seconds")
-            row["best_epoch"] = training.get("best_epoch")
-        curve_png = os.path.join(plots, f"{arch}_training_curves.png")
-        confusion_png = os.path.join(plots, f"{arch}_confusion_matrix.png")
+            table.append(f"| {title} | {100 * row['float_tflite_accuracy']:.2f}% | "
+                         f"{format_size(row['float_model_bytes'])} | {format_latency(row['float_p50_ms_1_thread'])} | "
+                         f"none (float, `{FLOAT_TFLITE}`) |")
+        history = result["training"].get("history", [])
         if history:
-            _plot_curves(history, f"{title}: training curves", curve_png)
-            images.append(curve_png)
-        _plot_confusion(evaluations[arch]["confusion_matrix"], evaluations[arch]["label_names"],
-                        f"{title}: test confusion matrix", confusion_png)
-        images.append(confusion_png)
-        sections.append(
-            f"## {title}\n\nKeras test accuracy {100 * row['keras_accuracy']:.2f}%, float .tflite "
-            f"{100 * row['float_tflite_accuracy']:.2f}%, quantized ({quant_mode}) {100 * row['quantized_accuracy']:.2f}% "
-            f"(change {row['accuracy_change_points']:+.2f} points); macro F1 {evaluations[arch].get('macro_f1', 0):.4f}."
-            f" Best epoch {row.get('best_epoch')}, training {row.get('train_seconds')} s.\n"
-            f"Latency (1 thread) p50 / p90 / p99: {format_latency(p50_1)} / "
-            f"{format_latency(row['p90_ms_1_thread'])} / {format_latency(row['p99_ms_1_thread'])}. "
-            + ("Published." if published else f"**Not published**: {row['not_published_because']}.") + "\n\n"
-            + (f"![training curves](plots/{arch}_training_curves.png)\n" if history else "")
-            + f"![confusion matrix](plots/{arch}_confusion_matrix.png)\n")
-
-        if published:
-            target = os.path.join(deliverables_dir, arch)
-            os.makedirs(target, exist_ok=True)
-            shutil.copyfile(os.path.join(quantized[arch]["folder"] if delivered == "quantized"
-                                         else exports[arch]["folder"], "model.tflite"),
-                            os.path.join(target, "model.tflite"))
-            shutil.copyfile(os.path.join(exports[arch]["folder"], "model.tflite"),
-                            os.path.join(target, "model_float.tflite"))
-            for name in ("labels.txt", "vocab.txt"):
-                shutil.copyfile(os.path.join(exports[arch]["folder"], name), os.path.join(target, name))
-            with open(os.path.join(target, "metrics.json"), "w") as f:
-                json.dump({"evaluation": {k: v for k, v in evaluations[arch].items() if k != "folder"},
-                           "tflite": {k: v for k, v in compare.items() if k != "folder"},
-                           "latency": latency[arch]["models"]}, f, indent=2)
+            _plot_curves(history, f"{title}: training curves", os.path.join(plots, f"{arch}_training_curves.png"))
+        evaluation = result["evaluation"]
+        _plot_confusion(evaluation["confusion_matrix"], evaluation["label_names"],
+                        f"{title}: test confusion matrix", os.path.join(plots, f"{arch}_confusion_matrix.png"))
+        sections.append(_section(arch, title, row, result, bool(history)))
+        if row["published"]:
+            _deliver(arch, result, row, deliverables_dir)
 
     profile_md = ""
-    profile_file = os.path.join(profile_dir, "profile.md")
+    profile_file = os.path.join(profile_dir, PROFILE_MD)
     if os.path.exists(profile_file):
         with open(profile_file, encoding="utf-8") as f:
             profile_md = f.read()
-        shutil.copyfile(profile_file, os.path.join(deliverables_dir, "profile.md"))
+        shutil.copyfile(profile_file, os.path.join(deliverables_dir, PROFILE_MD))
     markdown = "\n".join(["# Text classifier run report", "",
                           "The Model Maker guide's benchmark table, filled from this run:", "", *table, "",
                           *sections, profile_md.replace("# Data profile", "## Data profile")])
-    with open(os.path.join(deliverables_dir, "summary.json"), "w") as f:
+    with open(os.path.join(deliverables_dir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
-    with open(os.path.join(deliverables_dir, "report.md"), "w", encoding="utf-8") as f:
-        f.write(markdown)
-    with open(markdown_path, "w", encoding="utf-8") as f:
-        f.write(markdown)
-    page = _markdown_to_html(markdown, plots)
-    with open(html_path, "w", encoding="utf-8") as f:
-        f.write(page)
-    with open(os.path.join(deliverables_dir, "report.html"), "w", encoding="utf-8") as f:
-        f.write(page)
+    page = markdown_to_html(markdown, plots)
+    for path, text in ((os.path.join(deliverables_dir, REPORT_MD), markdown), (markdown_path, markdown),
+                       (html_path, page), (os.path.join(deliverables_dir, REPORT_HTML), page)):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
     return summary
 
 
-def _markdown_to_html(markdown: str, plots_dir: str) -> str:
-    """Just enough Markdown (headings, tables, images, paragraphs) for a self-contained page."""
-    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Text classifier report</title>",
-           "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-           "td,th{border:1px solid #999;padding:.3em .6em}</style></head><body>"]
-    in_table = False
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if all(set(c) <= set("-:") for c in cells):
-                continue
-            if not in_table:
-                out.append("<table>")
-                in_table, tag = True, "th"
-            else:
-                tag = "td"
-            out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            out.append("</table>")
-            in_table = False
-        if line.startswith("!["):
-            name = line[line.index("(") + 1:line.rindex(")")]
-            path = os.path.join(plots_dir, os.path.basename(name))
-            if os.path.exists(path):
-                with open(path, "rb") as f:
-                    data = base64.b64encode(f.read()).decode("ascii")
-                out.append(f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'></p>")
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.strip():
-            out.append(f"<p>{html.escape(line).replace('**', '')}</p>")
-    if in_table:
-        out.append("</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
+_STYLE = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+          "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .6em}"
+          "code{background:#f2f2f2;padding:0 .2em}img{max-width:100%}")
+
+
+def markdown_to_html(markdown_text: str, plots_dir: str) -> str:
+    """A self-contained page: Python-Markdown's rendering with the plots inlined as data URIs."""
+    import markdown as md
+
+    body = md.markdown(markdown_text, extensions=["tables"], output_format="html")
+
+    def inline(match):
+        path = os.path.join(plots_dir, os.path.basename(match.group(1)))
+        if not os.path.exists(path):
+            return match.group(0)
+        with open(path, "rb") as f:
+            return 'src="data:image/png;base64,' + base64.b64encode(f.read()).decode("ascii") + '"'
+
+    body = re.sub(r'src="([^"]+\.png)"', inline, body)
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Text classifier report</title>"
+            f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")

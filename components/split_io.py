@@ -12,7 +12,7 @@ import json
 import os
 from typing import Iterable, Iterator, List, Sequence, Tuple
 
-from components.errors import DataSourceError, LabelError
+from components.errors import DataSourceError, InputFormatError, LabelError
 
 LABELS_FILE = "labels.txt"
 SHARD_PATTERN = "examples-*.jsonl"
@@ -55,6 +55,18 @@ def write_split(folder: str, examples: Iterable[Tuple[str, str]], label_names: S
     if count == 0:
         open(os.path.join(folder, "examples-00000.jsonl"), "w").close()
     return count
+
+
+def parse_record(line: str, path: str, number: int) -> Tuple[str, str]:
+    """(text, label name) of one JSON line of a split shard; errors name the shard and line."""
+    try:
+        record = json.loads(line)
+        text, label = record["text"], record["label"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputFormatError(f"not a split record ({e})", path=path, line=number) from None
+    if not isinstance(text, str):
+        raise InputFormatError(f"'text' must be a string, got {type(text).__name__}", path=path, line=number)
+    return text, label if isinstance(label, str) else str(label)
 
 
 def split_files(folder: str) -> List[str]:

@@ -1,133 +1,135 @@
-"""Step-level glue between kfp artifacts and the library: option parsing, file layout, metrics.
+"""Step glue: what each kfp component does, as plain functions of paths and parameter values.
 
-Kept out of `ops.py` so the component bodies stay a few lines and this logic is unit-testable
-without kfp.
+`components/ops.py` only maps kfp artifacts onto these functions and logs what they return, so
+every step is testable without kfp and the library below never sees an artifact.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Dict, List
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from components.export import read_export_info
-from components.options import (AWE, BERT, AverageWordEmbeddingHParams, AverageWordEmbeddingModelOptions,
-                                BertHParams, BertModelOptions)
-
-EVALUATION_FILE = "tflite_evaluation.json"
-LATENCY_FILE = "latency.json"
+SPLITS = ("train", "validation", "test")
 
 
-def model_options_for(architecture: str, awe_model_options: Dict, bert_model_options: Dict):
-    if architecture == AWE:
-        return AverageWordEmbeddingModelOptions.from_dict(awe_model_options)
-    if architecture == BERT:
-        return BertModelOptions.from_dict(bert_model_options)
-    from components.errors import ConfigError
-    raise ConfigError(f"unknown architecture {architecture!r}; choose awe or bert")
+def ingest_step(train: str, validation: str, test: str, csv_params: Mapping, split_options: Mapping,
+                split_dirs: Mapping[str, str], profile_dir: str, profile_markdown: str = "") -> Dict:
+    """Reads, validates, splits and profiles; returns the profile plus the metrics kfp shows."""
+    from components.ingest import ingest, profile_markdown as render
+    from components.options import CSVParams, SplitOptions
+
+    profile = ingest(train, validation, test, CSVParams.from_dict(dict(csv_params)),
+                     SplitOptions.from_dict(dict(split_options)), output_dirs=dict(split_dirs),
+                     profile_dir=profile_dir)
+    if profile_markdown:
+        with open(profile_markdown, "w", encoding="utf-8") as f:
+            f.write(render(profile))
+    metrics = {f"{name}_rows": split["rows"] for name, split in profile["splits"].items()}
+    metrics["dropped_rows"] = profile["dropped_rows"]["total"]
+    metrics["num_classes"] = len(profile["label_names"])
+    return {"profile": profile, "metrics": metrics,
+            "split_metadata": {name: {"rows": split["rows"], "labels": split["labels"]}
+                               for name, split in profile["splits"].items()}}
 
 
-def preprocess_step(architecture: str, awe_model_options: Dict, bert_model_options: Dict,
-                    beam_pipeline_args: List[str], split_dirs: Dict[str, str], output_dirs: Dict[str, str],
-                    vocab_dir: str) -> Dict:
+def preprocess_step(architecture: str, model_options: Mapping, beam_pipeline_args: Sequence[str],
+                    split_dirs: Mapping[str, str], output_dirs: Mapping[str, str], vocab_dir: str) -> Dict:
     from components.preprocess import preprocess
-    options = model_options_for(architecture, awe_model_options, bert_model_options)
-    bert_vocab, lower = None, None
-    if architecture == BERT:
-        from components.encoders import resolve_encoder
-        spec = resolve_encoder(options.encoder)
-        bert_vocab, lower = spec.vocab_path, spec.do_lower_case
-    return preprocess(architecture, split_dirs, output_dirs, vocab_dir, options, bert_vocab_path=bert_vocab,
-                      bert_do_lower_case=lower, beam_pipeline_args=list(beam_pipeline_args or []))
+    return preprocess(architecture, dict(split_dirs), dict(output_dirs), vocab_dir, dict(model_options or {}),
+                      beam_pipeline_args=list(beam_pipeline_args or []))
 
 
-def train_step(architecture: str, awe_model_options: Dict, awe_hparams: Dict, bert_model_options: Dict,
-               bert_hparams: Dict, train_dir: str, validation_dir: str, vocab_dir: str, model_dir: str,
-               checkpoint_root: str = "") -> Dict:
-    """Trains; checkpoints go under `checkpoint_root/<architecture>` when given, so a re-run resumes."""
+def train_step(architecture: str, model_options: Mapping, hparams: Mapping, train_dir: str,
+               validation_dir: str, vocab_dir: str, model_dir: str, checkpoint_dir: str = "") -> Dict:
+    """Trains; with `checkpoint_dir`, a re-run of the same work resumes from its checkpoints."""
     from components.train import train
-    options = model_options_for(architecture, awe_model_options, bert_model_options)
-    hparams = (AverageWordEmbeddingHParams.from_dict(awe_hparams) if architecture == AWE
-               else BertHParams.from_dict(bert_hparams))
-    checkpoint_dir = os.path.join(checkpoint_root, architecture) if checkpoint_root else ""
-    return train(architecture, train_dir, validation_dir, vocab_dir, options, hparams, model_dir, checkpoint_dir)
+    summary = train(architecture, train_dir, validation_dir, vocab_dir, dict(model_options or {}),
+                    dict(hparams or {}), model_dir, checkpoint_dir)
+    summary["metrics"] = {key: summary[key] for key in ("best_val_accuracy", "train_seconds", "best_epoch")}
+    return summary
+
+
+def evaluate_step(model_dir: str, test_dir: str, output_dir: str) -> Dict:
+    from components.evaluate import evaluate
+    return evaluate(model_dir, test_dir, output_dir)
+
+
+def export_step(model_dir: str, vocab_dir: str, output_dir: str) -> Dict:
+    from components.export import export_model
+    return export_model(model_dir, vocab_dir, output_dir)
+
+
+def quantize_step(exported_dir: str, quantization: Mapping, output_dir: str, representative_dir: str) -> Dict:
+    from components.options import QuantizationConfig
+    from components.quantize import quantize_model
+    return quantize_model(exported_dir, QuantizationConfig.from_dict(dict(quantization or {})), output_dir,
+                          representative_dir=representative_dir)
+
+
+def tflite_evaluate_step(exported_dir: str, quantized_dir: str, test_dir: str, max_accuracy_drop: float,
+                         output_dir: str) -> Dict:
+    from components.tflite_eval import evaluate_exports
+    return evaluate_exports(exported_dir, quantized_dir, test_dir, max_accuracy_drop, output_dir)
+
+
+def benchmark_step(exported_dir: str, quantized_dir: str, test_dir: str, runs: int, output_dir: str) -> Dict:
+    from components.benchmark import benchmark_exports
+    return benchmark_exports(exported_dir, quantized_dir, test_dir, runs, output_dir)
+
+
+def collect_step(architecture: str, model_dir: str, evaluation_dir: str, exported_dir: str,
+                 quantized_dir: str, tflite_evaluation_dir: str, latency_dir: str, output_dir: str,
+                 previous_dir: Optional[str] = None) -> str:
+    from components import run_results
+    return run_results.add(output_dir, architecture, model_dir, evaluation_dir, exported_dir, quantized_dir,
+                           tflite_evaluation_dir, latency_dir, previous_dir)
+
+
+def report_step(profile_dir: str, results_dir: str, min_accuracy: float, markdown_path: str,
+                html_path: str, deliverables_dir: str) -> Dict:
+    from components.report import build_report
+    summary = build_report(profile_dir, results_dir, min_accuracy, markdown_path, html_path, deliverables_dir)
+    metrics = {}
+    for arch, row in summary["models"].items():
+        for key in ("accuracy", "model_bytes", "p50_ms_1_thread"):
+            metrics[f"{arch}_{key}"] = row[key]
+    summary["metrics"] = metrics
+    return summary
+
+
+def publish_step(deliverables_dir: str, export_dir: str) -> List[str]:
+    from components.storage import upload_tree
+    written = upload_tree(deliverables_dir, export_dir)
+    print(f"published {len(written)} files to {export_dir}", flush=True)
+    return written
+
+
+def classification_scalars(result: Mapping[str, Any]) -> Dict[str, float]:
+    """The scalars of a metrics result as kfp Metrics shows them (per-class ones by label name)."""
+    scalars = {key: float(result[key]) for key in ("accuracy", "loss", "macro_f1", "roc_auc")
+               if result.get(key) is not None}
+    for name, per_class in result.get("per_class", {}).items():
+        for key in ("precision", "recall", "f1"):
+            scalars[f"{key}_{name}"] = float(per_class[key])
+    return scalars
+
+
+def log_metrics(metrics, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics.log_metric(key, value)
 
 
 def log_classification(result: Dict, metrics, classification_metrics) -> None:
     """Scalars to kfp Metrics; confusion matrix and ROC curve to ClassificationMetrics (drawn by the UIs)."""
-    for key in ("accuracy", "loss", "macro_f1", "roc_auc"):
-        if result.get(key) is not None:
-            metrics.log_metric(key, float(result[key]))
-    for name, per_class in result.get("per_class", {}).items():
-        for key in ("precision", "recall", "f1"):
-            metrics.log_metric(f"{key}_{name}", float(per_class[key]))
+    log_metrics(metrics, classification_scalars(result))
     classification_metrics.log_confusion_matrix(list(result["label_names"]), result["confusion_matrix"])
     roc = result.get("roc_curve")
     if roc:
         classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
 
 
-def _tflite(folder: str) -> str:
-    return os.path.join(folder, "model.tflite")
-
-
-def architecture_of_export(folder: str) -> str:
-    return read_export_info(folder)["architecture"]
-
-
-def export_step(model_dir: str, vocab_dir: str, output_dir: str) -> Dict:
-    from components.export import export_model
-    return export_model(model_dir, vocab_dir, output_dir)  # also writes export.json (architecture, ...)
-
-
-def quantize_step(exported_dir: str, quantization: Dict, output_dir: str, representative_dir: str) -> Dict:
-    from components.options import QuantizationConfig
-    from components.quantize import quantize_model
-    # quantize_model records architecture and mode in quantization.json
-    return quantize_model(exported_dir, QuantizationConfig.from_dict(quantization), output_dir,
-                          representative_dir=representative_dir)
-
-
-def tflite_evaluate_step(exported_dir: str, quantized_dir: str, test_dir: str, max_accuracy_drop: float,
-                         output_dir: str) -> Dict:
-    """Float vs quantized on the test split; the comparison is written even when the gate fails."""
-    from components.errors import QualityGateError
-    from components.tflite_eval import compare_models
-    os.makedirs(output_dir, exist_ok=True)
-    try:
-        result = compare_models(_tflite(exported_dir), _tflite(quantized_dir), test_dir,
-                                max_accuracy_drop=max_accuracy_drop)
-    except QualityGateError as error:
-        with open(os.path.join(output_dir, EVALUATION_FILE), "w") as f:
-            json.dump(getattr(error, "result", {}), f, indent=2)
-        raise
-    result["architecture"] = architecture_of_export(exported_dir)
-    result["summary"] = {
-        "float_accuracy": result["float"]["accuracy"],
-        "quantized_accuracy": result["quantized"]["accuracy"],
-        "accuracy_change_points": result["accuracy_change_points"],
-        "top_class_changed_fraction": result["top_class_changed_fraction"],
-        "float_model_bytes": result["float"]["model_bytes"],
-        "quantized_model_bytes": result["quantized"]["model_bytes"],
-    }
-    with open(os.path.join(output_dir, EVALUATION_FILE), "w") as f:
-        json.dump(result, f, indent=2)
-    return result
-
-
-def benchmark_step(exported_dir: str, quantized_dir: str, test_dir: str, runs: int, output_dir: str) -> Dict:
-    from components.benchmark import benchmark_models
-    rows = benchmark_models({"float": _tflite(exported_dir), "quantized": _tflite(quantized_dir)},
-                            runs=runs, examples=test_dir)
-    summary = {}
-    for row in rows:
-        for threads, stats in row["latency"].items():
-            for key in ("p50_ms", "p90_ms", "p99_ms"):
-                summary[f"{row['name']}_{key}_{threads}_thread"] = stats[key]
-        summary[f"{row['name']}_model_bytes"] = row["model_bytes"]
-    summary["peak_rss_mb"] = max(s["peak_rss_mb"] for row in rows for s in row["latency"].values())
-    result = {"architecture": architecture_of_export(exported_dir), "models": rows, "summary": summary}
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, LATENCY_FILE), "w") as f:
-        json.dump(result, f, indent=2)
-    return result
+def artifact_metadata(result: Mapping[str, Any]) -> Dict[str, Any]:
+    """The flat, JSON-simple part of a step's result, for an output artifact's metadata."""
+    return {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) and not k.endswith("_dir")
+            and not (isinstance(v, str) and os.path.isabs(v))}

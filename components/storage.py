@@ -237,6 +237,11 @@ def list_uris(uri: str) -> List[str]:
 
 
 def read_bytes(uri: str) -> bytes:
+    """A whole file: local path, gs:// object, URL, or any path Beam's file systems know."""
+    if "://" in uri and not is_gcs(uri) and not is_url(uri):
+        file_systems, uncompressed = _beam_fs()
+        with file_systems.open(uri, compression_type=uncompressed) as f:
+            return f.read()
     if is_gcs(uri):
         bucket_name, name = parse_gcs(uri)
         try:
@@ -245,3 +250,52 @@ def read_bytes(uri: str) -> bytes:
             raise DataSourceError(f"{uri}: could not read from Google Cloud Storage: {error}") from error
     with open(fetch(uri), "rb") as f:
         return f.read()
+
+
+# --- plain reads and writes of any path the steps use (local, gs://, other Beam file systems) ---
+
+def _beam_fs():
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+    return FileSystems, CompressionTypes.UNCOMPRESSED
+
+
+def _other_scheme(uri: str) -> bool:
+    return "://" in uri and not is_gcs(uri) and not is_url(uri)
+
+
+def exists(uri: str) -> bool:
+    """Whether a file exists (gs:// objects through the GCS client, other schemes through Beam)."""
+    if is_gcs(uri):
+        bucket_name, name = parse_gcs(uri)
+        try:
+            return gcs_client().bucket(bucket_name).blob(name).exists()
+        except Exception as error:  # the client raises many types; all mean "could not ask"
+            raise DataSourceError(f"{uri}: could not reach Google Cloud Storage: {error}") from error
+    if _other_scheme(uri):
+        file_systems, _ = _beam_fs()
+        return file_systems.exists(uri)
+    return os.path.isfile(uri)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Writes a whole file, creating local parent folders."""
+    if is_gcs(uri):
+        bucket_name, name = parse_gcs(uri)
+        try:
+            gcs_client().bucket(bucket_name).blob(name).upload_from_string(bytes(data))
+        except Exception as error:
+            raise DataSourceError(f"{uri}: could not write to Google Cloud Storage: {error}") from error
+        return
+    if is_url(uri):
+        raise DataSourceError(f"{uri}: cannot write to an http(s) URL; use a local path or gs://")
+    if _other_scheme(uri):
+        file_systems, uncompressed = _beam_fs()
+        with file_systems.create(uri, compression_type=uncompressed) as f:
+            f.write(data)
+        return
+    parent = os.path.dirname(uri)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with open(uri, "wb") as f:
+        f.write(data)

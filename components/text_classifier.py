@@ -24,11 +24,12 @@ import weakref
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from components import ingest, split_io
-from components import preprocess as pp
+from components import architectures, ingest, split_io, tokenized
+from components import labels as labels_io
 from components import tokenizers as tok
+from components import vocabulary as vocab_io
 from components.errors import ConfigError, EncoderError, LabelError
-from components.options import (AWE, BERT, DEFAULT_BERT_ENCODER, AverageWordEmbeddingHParams,
+from components.options import (DEFAULT_BERT_ENCODER, AverageWordEmbeddingHParams,
                                 AverageWordEmbeddingModelOptions, BertHParams, BertModelOptions,
                                 CSVParams)
 from components.quantization import QuantizationConfig
@@ -59,8 +60,8 @@ class Dataset:
         if len(texts) != len(labels):
             raise ConfigError(f"{len(texts)} texts but {len(labels)} labels")
         names = [str(n) for n in label_names] if label_names is not None \
-            else ingest.sorted_label_names(labels)
-        unknown = ingest.sorted_label_names(set(labels) - set(names))
+            else labels_io.sorted_label_names(labels)
+        unknown = labels_io.sorted_label_names(set(labels) - set(names))
         if unknown:
             raise LabelError(f"label(s) {unknown} are not among the label names {names}")
         self._texts, self._labels, self._label_names = texts, labels, names
@@ -125,7 +126,7 @@ class Dataset:
 def _label_ids(data: Dataset, label_names: Sequence[str], strict: bool = True) -> List[int]:
     index = {name: i for i, name in enumerate(label_names)}
     if strict:
-        unknown = ingest.sorted_label_names(set(data.labels) - set(index))
+        unknown = labels_io.sorted_label_names(set(data.labels) - set(index))
         if unknown:
             raise LabelError(f"label(s) {unknown} are not among the model's labels {list(label_names)}")
     return [index.get(label, -1) for label in data.labels]
@@ -134,15 +135,9 @@ def _label_ids(data: Dataset, label_names: Sequence[str], strict: bool = True) -
 # ----------------------------------------------------------------------------------------------
 # Options
 
-class SupportedModels(enum.Enum):
-    """The guide's two classifiers; the value is the pipeline's architecture name."""
-
-    AVERAGE_WORD_EMBEDDING_CLASSIFIER = AWE
-    MOBILEBERT_CLASSIFIER = BERT
-
-
-_CLASSES = {AWE: (AverageWordEmbeddingModelOptions, AverageWordEmbeddingHParams),
-            BERT: (BertModelOptions, BertHParams)}
+SupportedModels = enum.Enum("SupportedModels", [
+    (architectures.get(name).api_name, name) for name in architectures.names()])
+SupportedModels.__doc__ = """The classifiers of the guide (and ours); the value is the pipeline's architecture name."""
 
 
 @dataclasses.dataclass
@@ -163,7 +158,8 @@ class TextClassifierOptions:
             self.supported_model = SupportedModels(self.supported_model.strip().lower())
         if not isinstance(self.supported_model, SupportedModels):
             raise ConfigError(f"supported_model must be a SupportedModels member, got {self.supported_model!r}")
-        options_class, hparams_class = _CLASSES[self.supported_model.value]
+        spec = architectures.get(self.supported_model.value)
+        options_class, hparams_class = spec.options_class, spec.hparams_class
         if self.model_options is None:
             self.model_options = options_class()
         if self.hparams is None:
@@ -220,22 +216,31 @@ def _resolve_encoder(options: BertModelOptions):
         raise
 
 
-def _make_vocabulary(architecture: str, model_options, train_texts: Sequence[str], vocab_dir: str):
-    """Writes the vocabulary folder as preprocessing does; returns (tokenizer, do_lower_case, size)."""
-    os.makedirs(vocab_dir, exist_ok=True)
-    vocab_path = os.path.join(vocab_dir, pp.VOCAB_FILE)
-    if architecture == AWE:
-        lower = bool(model_options.do_lower_case)
-        tokens = tok.build_awe_vocab(tok.count_words(train_texts, lower), model_options.vocab_size)
-        tok.write_awe_vocab(vocab_path, tokens)
-        tokenizer = tok.RegexTokenizer({t: i for i, t in enumerate(tokens)}, model_options.seq_len, lower)
-        return tokenizer, lower, len(tokens)
-    spec = _resolve_encoder(model_options)
-    tokens = list(tok.load_bert_vocab(spec.vocab_path))
-    shutil.copyfile(spec.vocab_path, vocab_path)
-    pp.write_tokenizer_info(vocab_dir, spec.do_lower_case)
-    tokenizer = tok.BertTokenizer.from_tokens(tokens, model_options.seq_len, spec.do_lower_case)
-    return tokenizer, spec.do_lower_case, len(tokens)
+def _make_tokenizer(architecture: str, model_options, texts: Sequence[str], vocab_dir: str):
+    """Writes the vocabulary folder as preprocessing does; returns the tokenizer and vocabulary
+    size. `seq_len` 0 fits the input to the longest of `texts` (training and validation)."""
+    spec = architectures.get(architecture)
+    try:
+        plan = spec.vocabulary_plan(model_options)
+    except EncoderError as error:
+        encoder = getattr(model_options, "encoder", None)
+        if encoder is not None and (encoder or DEFAULT_BERT_ENCODER).strip().lower() == DEFAULT_BERT_ENCODER:
+            raise EncoderError(f"{error}\nIn Python: text_classifier.TextClassifierOptions(..., "
+                               "model_options=text_classifier.BertModelOptions(encoder='minilm-l6'))"
+                               ) from error
+        raise
+    if plan.counts_vocabulary:
+        tokens = plan.recipe.counted_vocabulary(plan.recipe.count(texts[0]), plan.max_size, plan.min_count)
+    else:
+        tokens = list(plan.tokens)
+    vocab_io.write_folder(vocab_dir, vocab_io.Vocabulary(plan.recipe.vocabulary_format, tuple(tokens),
+                                                         plan.recipe.do_lower_case), raw=plan.raw)
+    seq_len = plan.seq_len
+    if not seq_len:
+        counts = [plan.recipe.token_counts(part, tokens) for part in texts]
+        longest = max((int(c.max()) for c in counts if len(c)), default=0)
+        seq_len = tok.fitted_seq_len(longest, plan.recipe.num_special, plan.max_seq_len)
+    return plan.recipe.build(tokens, seq_len), len(tokens), not plan.seq_len
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,6 +270,7 @@ class TextClassifier:
         self._float_export = ""
         self._tflite_runner = None
         self.training: Dict[str, Any] = {}
+        self.warnings: List[str] = []
 
     # -- construction --------------------------------------------------------------------------
 
@@ -304,25 +310,27 @@ class TextClassifier:
         for name, data in (("train", train_data), ("validation", validation_data)):
             split_dirs[name] = os.path.join(work, "splits", name)
             split_io.write_split(split_dirs[name], data.rows(), label_names)
-        train_texts, _, _ = split_io.read_split(split_dirs["train"])
-        tokenizer, lower, vocab_size = _make_vocabulary(architecture, model_options, train_texts,
+        read = {name: split_io.read_split(folder) for name, folder in split_dirs.items()}
+        tokenizer, vocab_size, fitted = _make_tokenizer(architecture, model_options,
+                                                        [read["train"][0], read["validation"][0]],
                                                         self._vocab_dir)
         self._tokenizer = tokenizer
-        self._base_meta = {
-            "architecture": architecture, "seq_len": model_options.seq_len,
-            "label_names": label_names, "do_lower_case": lower, "vocab_size": vocab_size,
-            "features": list(pp.AWE_FEATURES if architecture == AWE else pp.BERT_FEATURES)
-            + ["length", "label"],
-            "model_options": model_options.to_dict(),
-        }
-        tokenized = {}
-        for name, folder in split_dirs.items():
-            texts, ids, _ = split_io.read_split(folder)
-            tokenized[name] = os.path.join(work, "tokenized", name)
-            pp.write_tokenized(tokenized[name], architecture, tokenizer, texts, ids, dict(self._base_meta, split=name))
+        self._base_meta = dict(tokenized.base_meta(architecture, tok.TokenizerRecipe.for_vocabulary(
+            vocab_io.read_folder(self._vocab_dir)), label_names, model_options, fitted),
+            seq_len=tokenizer.seq_len, vocab_size=vocab_size)
+        folders, metas = {}, {}
+        for name, (texts, ids, _) in read.items():
+            folders[name] = os.path.join(work, "tokenized", name)
+            metas[name] = tokenized.write_tokenized(folders[name], tokenizer, texts, ids,
+                                                    dict(self._base_meta, split=name))
+        self.warnings = tokenized.check_texts(metas, folders)
+        for name, meta in metas.items():
+            tokenized.update_meta(folders[name], dict(meta, warnings=self.warnings))
+        for message in self.warnings:
+            warnings.warn(message, stacklevel=2)
 
         model_dir = os.path.join(work, "model")
-        self.training = train(architecture, tokenized["train"], tokenized["validation"],
+        self.training = train(architecture, folders["train"], folders["validation"],
                               self._vocab_dir, model_options, hparams, model_dir,
                               os.path.join(work, "checkpoints"))
         self._model, self._info = model_io.load_trained(model_dir)
@@ -344,33 +352,35 @@ class TextClassifier:
         if not os.path.isfile(tflite):
             raise ConfigError(f"{path}: no such .tflite file, nor a folder holding {DEFAULT_MODEL_NAME}")
         with open(tflite, "rb") as f:
-            files = md.associated_files(f.read())
+            model_bytes = f.read()
+        files = md.associated_files(model_bytes)
         missing = [n for n in (md.LABELS_FILE, md.VOCAB_FILE) if n not in files]
         if missing:
             raise ConfigError(f"{tflite}: no packed {', '.join(missing)}; is it a text classifier "
                               "exported with MediaPipe metadata?")
-        label_names = [n for n in files[md.LABELS_FILE].decode("utf-8").split("\n") if n]
+        label_names = labels_io.parse(files[md.LABELS_FILE], f"{tflite}: {md.LABELS_FILE}")
         runner = TfliteClassifier(tflite)
         seq_len = int(runner.inputs[0]["shape"][-1])
         work = tempfile.mkdtemp(prefix="textclf_")
-        if len(runner.inputs) == 1:
-            architecture = AWE
-            vocab_path = md.write_file(os.path.join(work, md.VOCAB_FILE), files[md.VOCAB_FILE])
-            tokenizer = tok.RegexTokenizer(dict(md.read_awe_vocab(vocab_path)), seq_len, False)
-        elif len(runner.inputs) == 3:
-            architecture = BERT
-            tokens = files[md.VOCAB_FILE].decode("utf-8").split("\n")
-            tokenizer = tok.BertTokenizer.from_tokens([t.rstrip("\r") for t in tokens if t.strip()],
-                                                      seq_len, do_lower_case=True)
+        if len(runner.inputs) == 1:  # MediaPipe's regex tokenizer: words looked up as written
+            pairs = vocab_io.parse_token_ids(files[md.VOCAB_FILE], f"{tflite}: {md.VOCAB_FILE}")
+            tokenizer = tok.RegexTokenizer(dict(pairs), seq_len, False)
+        elif len(runner.inputs) == 3:  # MediaPipe's BERT tokenizer lower-cases
+            tokens = vocab_io.parse_wordpiece(files[md.VOCAB_FILE], f"{tflite}: {md.VOCAB_FILE}",
+                                              tok.BERT_REQUIRED_TOKENS)
+            tokenizer = tok.BertTokenizer.from_tokens(tokens, seq_len, do_lower_case=True)
         else:
-            raise ConfigError(f"{tflite}: {len(runner.inputs)} inputs; a text classifier has 1 (AWE) or 3 (BERT)")
+            raise ConfigError(f"{tflite}: {len(runner.inputs)} inputs; a text classifier has 1 (token ids) "
+                              "or 3 (BERT)")
+        # Our exports record their architecture; another exporter's model is named by its inputs.
+        architecture = md.producer(model_bytes).get("architecture") or (
+            "awe" if len(runner.inputs) == 1 else "bert")
         self = cls(architecture, label_names, tokenizer, tflite_path=tflite,
                    export_dir=os.path.dirname(os.path.abspath(tflite)), work_dir=work)
         self._tflite_runner = runner
-        self._base_meta = {"architecture": architecture, "seq_len": seq_len,
-                           "label_names": label_names, "do_lower_case": tokenizer.do_lower_case,
-                           "features": list(pp.AWE_FEATURES if architecture == AWE else pp.BERT_FEATURES)
-                           + ["length", "label"]}
+        self._base_meta = {"architecture": architecture, "seq_len": seq_len, "label_names": label_names,
+                           "do_lower_case": tokenizer.do_lower_case,
+                           "features": list(tokenizer.feature_names) + [tokenized.LENGTH, tokenized.LABEL]}
         weakref.finalize(self, shutil.rmtree, work, True)
         return self
 
@@ -398,8 +408,8 @@ class TextClassifier:
 
     def _tokenize(self, data: Dataset, strict: bool = True) -> str:
         folder = tempfile.mkdtemp(prefix="data_", dir=self._work_dir)
-        pp.write_tokenized(folder, self.architecture, self._tokenizer, data.texts,
-                           _label_ids(data, self._label_names, strict), dict(self._base_meta, split="data"))
+        tokenized.write_tokenized(folder, self._tokenizer, data.texts,
+                                  _label_ids(data, self._label_names, strict), dict(self._base_meta, split="data"))
         return folder
 
     def evaluate(self, data: Dataset, batch_size: int = 32) -> EvaluationResult:
@@ -429,13 +439,11 @@ class TextClassifier:
             return np.zeros((0, len(self._label_names)), np.float32)
         chunks = []
         for start in range(0, len(texts), batch_size):
-            encoded = self._tokenizer.encode_batch(texts[start:start + batch_size])
-            if self.architecture == AWE:
-                features = {pp.AWE_FEATURES[0]: encoded[0]}
-            else:
-                features = {name: encoded[name] for name in pp.BERT_FEATURES}
+            encoded, _ = self._tokenizer.encode_features(texts[start:start + batch_size])
+            features = {name: encoded[name] for name in self._tokenizer.feature_names}
             if self._model is not None:
-                inputs = features if self.architecture == BERT else features[pp.AWE_FEATURES[0]]
+                single = len(self._model.inputs) == 1
+                inputs = features[self._tokenizer.feature_names[0]] if single else features
                 chunks.append(self._model(inputs, training=False).numpy())
             else:
                 rows = len(next(iter(features.values())))

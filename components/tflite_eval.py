@@ -7,14 +7,19 @@ Examples run one at a time at the model's fixed [1, seq_len] shape, the way Medi
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from components import metadata as md
-from components.errors import QualityGateError
+from components.errors import DataSourceError, ModelFormatError, QualityGateError
+from components.export import read_export_info, tflite_path
 from components.metrics import classification_metrics
+from components.tokenized import load_examples
+
+EVALUATION_FILE = "tflite_evaluation.json"
 
 # Feature names a tokenized split may use for each BERT input role, preferred first.
 _ROLE_FEATURES = {"ids": ("input_word_ids", "input_ids"), "mask": ("input_mask",),
@@ -44,7 +49,7 @@ def input_feature_plan(input_details: Sequence[Mapping[str, Any]],
             candidates = candidates + tuple(k for k in keys if k not in ("label", "length"))
         match = next((k for k in candidates if k in keys), None)
         if match is None:
-            raise ValueError(f"no feature for model input {detail['name']!r} among {sorted(keys)}")
+            raise ModelFormatError(f"no tokenized feature for model input {detail['name']!r} among {sorted(keys)}")
         plan.append((detail["index"], match))
     return plan
 
@@ -52,7 +57,12 @@ def input_feature_plan(input_details: Sequence[Mapping[str, Any]],
 def make_interpreter(path: str, threads: Optional[int] = None):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=path, num_threads=threads)
+    if not os.path.isfile(path):
+        raise DataSourceError(f"{path}: no such .tflite file")
+    try:
+        interpreter = Interpreter(model_path=path, num_threads=threads)
+    except ValueError as error:  # LiteRT's word for a file it cannot read as a model
+        raise ModelFormatError(f"{path}: not a model LiteRT can load ({error})") from error
     interpreter.allocate_tensors()
     return interpreter
 
@@ -66,14 +76,13 @@ class TfliteClassifier:
         self.inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(outputs) != 1:
-            raise ValueError(f"{path}: expected one output (class scores), found {len(outputs)}")
+            raise ModelFormatError(f"{path}: expected one output (class scores), found {len(outputs)}")
         self.output = outputs[0]
         self._plan: Optional[List[Tuple[int, str]]] = None
 
     def label_names(self) -> Optional[List[str]]:
         with open(self.path, "rb") as f:
-            labels = md.associated_files(f.read()).get(md.LABELS_FILE)
-        return labels.decode("utf-8").split("\n")[:-1] if labels else None
+            return md.packed_labels(f.read())
 
     def predict_one(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         if self._plan is None:
@@ -82,7 +91,7 @@ class TfliteClassifier:
             value = np.asarray(features[key]).reshape(-1)
             length = int(detail["shape"][-1])
             if value.shape[0] != length:
-                raise ValueError(f"{self.path}: input {detail['name']} takes {length} ids, the "
+                raise ModelFormatError(f"{self.path}: input {detail['name']} takes {length} ids, the "
                                  f"tokenized feature {key!r} has {value.shape[0]}; was the split "
                                  "tokenized with the model's seq_len?")
             self.interpreter.set_tensor(index, value.astype(detail["dtype"]).reshape(detail["shape"]))
@@ -95,23 +104,6 @@ class TfliteClassifier:
 
     def predict(self, examples: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
         return np.stack([self.predict_one(e) for e in examples]) if examples else np.zeros((0, 0))
-
-
-def load_examples(test_dir: str) -> Tuple[List[Dict[str, np.ndarray]], np.ndarray, Dict[str, Any]]:
-    """A tokenized split as (examples: list of {feature: 1-D int32}, labels, meta)."""
-    from components.preprocess import load_tokenized
-
-    dataset, meta = load_tokenized(test_dir)
-    examples, labels = [], []
-    for features, label in dataset.as_numpy_iterator():
-        if np.ndim(label) == 0:  # unbatched, as the contract describes
-            examples.append({k: np.asarray(v, np.int32).reshape(-1) for k, v in features.items()})
-            labels.append(int(label))
-            continue
-        for i in range(len(label)):
-            examples.append({k: np.asarray(v[i], np.int32).reshape(-1) for k, v in features.items()})
-            labels.append(int(label[i]))
-    return examples, np.asarray(labels, dtype=np.int64), dict(meta or {})
 
 
 def _label_names(model: TfliteClassifier, meta: Mapping[str, Any]) -> List[str]:
@@ -168,3 +160,35 @@ def compare_models(float_tflite: str, quant_tflite: str, test_dir: str,
         err.result = result
         raise err
     return result
+
+
+def evaluate_exports(exported_dir: str, quantized_dir: str, test_dir: str, max_accuracy_drop: float,
+                     output_dir: str) -> Dict[str, Any]:
+    """Float vs quantized .tflite of one export on the test split, written to
+    `output_dir/tflite_evaluation.json`, also when the accuracy gate fails."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, EVALUATION_FILE)
+    try:
+        result = compare_models(tflite_path(exported_dir), tflite_path(quantized_dir), test_dir,
+                                max_accuracy_drop=max_accuracy_drop)
+    except QualityGateError as error:
+        with open(path, "w") as f:
+            json.dump(getattr(error, "result", {}), f, indent=2)
+        raise
+    result["architecture"] = read_export_info(exported_dir)["architecture"]
+    result["summary"] = {
+        "float_accuracy": result["float"]["accuracy"],
+        "quantized_accuracy": result["quantized"]["accuracy"],
+        "accuracy_change_points": result["accuracy_change_points"],
+        "top_class_changed_fraction": result["top_class_changed_fraction"],
+        "float_model_bytes": result["float"]["model_bytes"],
+        "quantized_model_bytes": result["quantized"]["model_bytes"],
+    }
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def read_evaluation(folder: str) -> Dict[str, Any]:
+    with open(os.path.join(folder, EVALUATION_FILE), encoding="utf-8") as f:
+        return json.load(f)

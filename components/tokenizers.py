@@ -10,21 +10,25 @@ ids it sees when evaluated or served (no train/serve skew).
 - BERT: WordPiece against the encoder's own `vocab.txt` via tensorflow-text's `FastBertTokenizer`,
   `[CLS] tokens [SEP]`, truncated to `seq_len`.
 
-Both report the true length of every example so training can batch by length. This module imports
-TensorFlow only when a BERT tokenizer is first used: the AWE path (and Beam workers running it)
-stays free of TensorFlow's start-up cost.
+Both report the true length of every example so training can batch by length, and both share one
+interface (`feature_names`, `encode_features`, `token_counts`), which is all the preprocessing
+pipeline, the tokenized-data writer and the Model Maker-compatible API know of them. A
+`TokenizerRecipe` is the picklable description Beam workers rebuild a tokenizer from.
+
+This module imports TensorFlow only when a WordPiece tokenizer is first used: the regex path (and
+Beam workers running it) stays free of TensorFlow's start-up cost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import json
-import os
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from components import vocabulary as vocab_io
 from components.errors import ConfigError, VocabularyError
 
 AWE_TOKEN_PATTERN = r"[^\w']+"
@@ -34,6 +38,7 @@ AWE_SPECIAL_TOKENS = (PAD, START, UNKNOWN)
 BERT_PAD, BERT_UNK, BERT_CLS, BERT_SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
 BERT_REQUIRED_TOKENS = (BERT_CLS, BERT_SEP, BERT_UNK, BERT_PAD)
 BERT_FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
+AWE_FEATURE = "input_ids"
 
 MIN_SEQ_LEN = 3
 
@@ -105,110 +110,98 @@ def count_words(texts: Iterable, do_lower_case: bool = True, counts: Optional[Di
     return counter
 
 
-def _rank_key(item: Tuple[str, int]):
+def rank_key(item: Tuple[str, int]):
     """Most frequent first; equal counts by token (code point order) so the vocab is reproducible."""
     return -item[1], item[0]
 
 
-def build_awe_vocab(token_counts: Mapping[str, int], vocab_size: int) -> List[str]:
-    """Specials, then the `vocab_size` most frequent tokens; ids are list positions.
+def build_awe_vocab(token_counts: Mapping[str, int], vocab_size: int, min_count: int = 1) -> List[str]:
+    """Specials, then the `vocab_size` most frequent tokens seen at least `min_count` times; ids
+    are list positions.
 
     Unlike `Counter.most_common` (Model Maker), ties are broken by token, not by first occurrence,
     so the result does not depend on the order the corpus was read in.
     """
     if vocab_size < 0:
         raise ConfigError(f"vocab_size must not be negative, got {vocab_size}")
-    candidates = ((t, c) for t, c in token_counts.items() if t not in AWE_SPECIAL_TOKENS)
-    ranked = sorted(candidates, key=_rank_key)[:vocab_size]
+    candidates = ((t, c) for t, c in token_counts.items()
+                  if t not in AWE_SPECIAL_TOKENS and c >= min_count)
+    ranked = sorted(candidates, key=rank_key)[:vocab_size]
     return list(AWE_SPECIAL_TOKENS) + [token for token, _ in ranked]
-
-
-# ----------------------------------------------------------------------------------------------
-# File access: plain paths locally, anything else (gs://, ...) through Beam's filesystems.
-
-def _is_remote(path: str) -> bool:
-    return "://" in str(path)
-
-
-def _read_bytes(path: str) -> bytes:
-    if _is_remote(path):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            return f.read()
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    if _is_remote(path):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            f.write(data)
-        return
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def _exists(path: str) -> bool:
-    if _is_remote(path):
-        from apache_beam.io.filesystems import FileSystems
-        return FileSystems.exists(path)
-    return os.path.isfile(path)
-
-
-def _read_vocab_lines(path: str) -> List[str]:
-    if not _exists(path):
-        raise VocabularyError(f"{path}: vocabulary file not found")
-    try:
-        text = _read_bytes(path).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise VocabularyError(f"{path}: vocabulary is not UTF-8 text ({e})") from None
-    except OSError as e:
-        raise VocabularyError(f"{path}: vocabulary could not be read ({e})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    if not lines:
-        raise VocabularyError(f"{path}: vocabulary file is empty")
-    return lines
 
 
 # ----------------------------------------------------------------------------------------------
 # AWE
 
 def write_awe_vocab(path: str, tokens: Sequence[str]) -> None:
-    """Writes MediaPipe's regex-tokenizer vocabulary: `TOKEN ID` a line, ids = positions."""
-    for i, token in enumerate(tokens):
-        if not token or any(c.isspace() for c in token):
-            raise VocabularyError(f"{path}: token {i} ({token!r}) is empty or contains whitespace")
-    _write_bytes(path, "".join(f"{token} {i}\n" for i, token in enumerate(tokens)).encode("utf-8"))
+    """Writes MediaPipe's regex-tokenizer vocabulary (`TOKEN ID` lines, ids = positions)."""
+    from components import storage
+    storage.write_bytes(path, vocab_io.token_id_bytes(vocab_io.enumerate_pairs(tokens), path))
 
 
 def load_awe_vocab(path: str) -> Dict[str, int]:
-    """Reads a `TOKEN ID` vocabulary; checks the specials sit at the ids the model relies on."""
-    vocab: Dict[str, int] = {}
-    for number, line in enumerate(_read_vocab_lines(path), start=1):
-        parts = line.rsplit(" ", 1)
-        if len(parts) != 2 or not parts[0] or not parts[1].isdigit():
-            raise VocabularyError(f"{path}, line {number}: expected 'TOKEN ID', got {line!r}")
-        token, token_id = parts[0], int(parts[1])
-        if token in vocab:
-            raise VocabularyError(f"{path}, line {number}: token {token!r} appears twice")
-        vocab[token] = token_id
-    ids = sorted(vocab.values())
-    if ids != list(range(len(ids))):
-        raise VocabularyError(f"{path}: ids must be 0..{len(ids) - 1} without gaps or repeats")
-    for expected_id, token in enumerate(AWE_SPECIAL_TOKENS):
-        if vocab.get(token) != expected_id:
-            raise VocabularyError(
-                f"{path}: {token} must have id {expected_id}, found {vocab.get(token)}")
-    return vocab
+    """A `TOKEN ID` vocabulary file as {token: id}; the specials must sit at the ids the model
+    relies on (`<PAD>` 0, `<START>` 1, `<UNKNOWN>` 2)."""
+    pairs = vocab_io.parse_token_ids(vocab_io.read_file(path), path)
+    tokens = vocab_io.tokens_from_token_ids(pairs, path, AWE_SPECIAL_TOKENS)
+    return {token: i for i, token in enumerate(tokens)}
+
+
+# Case spellings for a device tokenizer that does not lower-case (MediaPipe's regex tokenizer).
+
+def _case_variants(token: str) -> List[str]:
+    """Spellings of a lower-case token that text may use: Title case and UPPER case.
+
+    Besides `str.upper()` ("straße" -> "STRASSE"), the upper-case spellings that keep one letter
+    per letter ("STRAßE", "STRAẞE"), and the title-case form of a first letter that has one
+    ("ǆemal" -> "ǅemal").
+    """
+    first, rest = token[:1], token[1:]
+
+    def capital(c: str, keep: bool) -> str:
+        upper = c.upper()
+        if len(upper) == 1:
+            return upper
+        if keep:
+            return c
+        title = c.title()
+        return title if len(title) == 1 else _CAPITAL_FORMS.get(c, c)
+
+    return [first.upper() + rest, first.title() + rest, token.upper(),
+            "".join(capital(c, True) for c in token), "".join(capital(c, False) for c in token)]
+
+
+# Lower-case letters whose `upper()` is two letters but that also have a one-letter capital.
+_CAPITAL_FORMS = {"ß": "ẞ"}
+
+
+def case_insensitive_vocab(pairs: Iterable[Tuple[str, int]]) -> List[Tuple[str, int]]:
+    """Adds Title-case and UPPER-case spellings of each token, with the id training gives them.
+
+    MediaPipe's regex tokenizer looks tokens up verbatim, while training lower-cases the text
+    first: a lower-cased vocabulary alone would map "Great" and "GREAT" to <UNKNOWN> on device
+    although training read them as "great". A spelling is added only when the training tokenizer
+    (`split_words`) reads it as exactly one token of the vocabulary, and it gets that token's id:
+    so "STRASSE" is "strasse" (or stays unknown), never "straße", and a spelling training would
+    split (e.g. "İ", which lower-cases to "i" + a combining dot) is not added. Spellings already
+    present keep their own id; other mixed casings ("gReAt") stay unknown on device, the one
+    difference from training that no vocabulary can remove.
+    """
+    pairs = list(pairs)
+    ids = {token: index for token, index in pairs}
+    seen = set(ids)
+    extra = []
+    for token, _ in pairs:
+        if token in AWE_SPECIAL_TOKENS:
+            continue
+        for variant in _case_variants(token):
+            if variant in seen or split_words(variant, False) != [variant]:
+                continue  # present already, or the device would not read it as one token
+            words = split_words(variant, True)
+            if len(words) == 1 and words[0] in ids:
+                seen.add(variant)
+                extra.append((variant, ids[words[0]]))
+    return pairs + extra
 
 
 class RegexTokenizer:
@@ -267,56 +260,74 @@ class RegexTokenizer:
                 out[row_index, col_index] = flat
         return out, (kept + 1).astype(np.int32), raw_lengths
 
+    # The interface every tokenizer shares (see the module docstring).
+    feature_names = (AWE_FEATURE,)
+    id_feature = AWE_FEATURE
+    num_special = 1  # <START>
+
+    @property
+    def tokens(self) -> List[str]:
+        return sorted(self.vocab, key=self.vocab.get)
+
+    def encode_features(self, texts: Sequence) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+        """({"input_ids": [n, seq_len], "length": [n]}, untruncated token counts)."""
+        ids, lengths, raw = self.encode_batch_profiled(texts)
+        return {AWE_FEATURE: ids, "length": lengths}, raw
+
+    def token_counts(self, texts: Sequence) -> np.ndarray:
+        return np.asarray([len(split_words(t, self.do_lower_case)) for t in texts], np.int32)
+
+    def with_seq_len(self, seq_len: int) -> "RegexTokenizer":
+        copy = object.__new__(RegexTokenizer)
+        copy.__dict__.update(self.__dict__)
+        copy.seq_len = _check_seq_len(seq_len)
+        return copy
+
 
 # ----------------------------------------------------------------------------------------------
 # BERT
 
 def load_bert_vocab(path: str) -> Dict[str, int]:
-    """Reads a WordPiece `vocab.txt` (one token a line, id = line index) and validates it.
+    """A WordPiece `vocab.txt` as {token: line index}, with the special tokens the classifier's
+    inputs need; what would shift ids (blank lines, repeats) is refused here, not met later as
+    garbage ids."""
+    tokens = vocab_io.parse_wordpiece(vocab_io.read_file(path), path, BERT_REQUIRED_TOKENS)
+    return {token: i for i, token in enumerate(tokens)}
 
-    A vocabulary that would silently shift ids (blank lines, repeated tokens) or lacks the special
-    tokens the classifier's inputs need is rejected here rather than producing garbage ids later.
-    """
-    lines = _read_vocab_lines(path)
-    vocab: Dict[str, int] = {}
-    for i, token in enumerate(lines):
-        if not token.strip():
-            raise VocabularyError(f"{path}, line {i + 1}: blank token; is this a WordPiece vocab.txt?")
-        if token in vocab:
-            raise VocabularyError(f"{path}, line {i + 1}: token {token!r} appears twice")
-        vocab[token] = i
-    missing = [t for t in BERT_REQUIRED_TOKENS if t not in vocab]
-    if missing:
-        raise VocabularyError(
-            f"{path}: not a BERT WordPiece vocabulary, missing {', '.join(missing)} "
-            f"({len(vocab)} tokens read)")
-    return vocab
+
+def vocab_is_uncased(tokens: Iterable[str]) -> bool:
+    """An uncased WordPiece vocabulary holds no capital letter (any script) outside `[SPECIAL]`
+    and `<special>` tokens; one capital makes it cased."""
+    for token in tokens:
+        if (token[:1], token[-1:]) in (("[", "]"), ("<", ">")):
+            continue
+        if token != token.lower():
+            return False
+    return True
 
 
 def infer_bert_do_lower_case(tokens: Iterable[str], vocab_path: Optional[str] = None) -> bool:
-    """Guesses casing when the caller does not say: the encoder's own config, else the vocabulary.
+    """Casing when the caller does not say: the encoder's own config beside the vocabulary, else
+    `vocab_is_uncased`.
 
-    Hugging Face exports keep `tokenizer_config.json` next to `vocab.txt`; our vocabulary folder keeps
-    `tokenizer.json` (`{"do_lower_case": ...}`). Without either, a vocabulary with no upper-case
-    ASCII letters outside `[SPECIAL]`/`<special>` tokens is an uncased one.
+    Hugging Face exports keep `tokenizer_config.json` next to `vocab.txt`; our vocabulary folder
+    keeps `tokenizer.json`.
     """
     if vocab_path:
+        import json
+
+        from components import storage
         folder = vocab_path.rsplit("/", 1)[0] if "/" in vocab_path else "."
-        for name in ("tokenizer_config.json", "tokenizer.json"):
+        for name in ("tokenizer_config.json", vocab_io.TOKENIZER_FILE):
             candidate = f"{folder}/{name}"
             try:
-                if _exists(candidate):
-                    config = json.loads(_read_bytes(candidate).decode("utf-8"))
+                if storage.exists(candidate):
+                    config = json.loads(storage.read_bytes(candidate).decode("utf-8"))
                     if isinstance(config, dict) and isinstance(config.get("do_lower_case"), bool):
                         return config["do_lower_case"]
             except (OSError, ValueError):
                 pass
-    for token in tokens:
-        if (token[:1], token[-1:]) in (("[", "]"), ("<", ">")):
-            continue
-        if any("A" <= c <= "Z" for c in token):
-            return False
-    return True
+    return vocab_is_uncased(tokens)
 
 
 class BertTokenizer:
@@ -421,3 +432,104 @@ class BertTokenizer:
     def encode(self, text) -> Tuple[Dict[str, List[int]], int]:
         features = self.encode_batch([text])
         return ({k: features[k][0].tolist() for k in BERT_FEATURES}, int(features["length"][0]))
+
+    # The interface every tokenizer shares (see the module docstring).
+    feature_names = BERT_FEATURES
+    id_feature = BERT_FEATURES[0]
+    num_special = 2  # [CLS], [SEP]
+
+    @property
+    def unknown_id(self) -> int:
+        return self.unk_id
+
+    def encode_features(self, texts: Sequence) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+        return self.encode_batch_profiled(texts)
+
+    def token_counts(self, texts: Sequence) -> np.ndarray:
+        import tensorflow as tf
+        texts = [_as_text(t) for t in texts]
+        if not texts:
+            return np.zeros(0, np.int32)
+        pieces = self._tf_tokenizer().tokenize(tf.constant(texts, dtype=tf.string))
+        return np.diff(pieces.row_splits.numpy()).astype(np.int32)
+
+    def with_seq_len(self, seq_len: int) -> "BertTokenizer":
+        copy = object.__new__(BertTokenizer)
+        copy.__dict__.update(self.__dict__)
+        copy.seq_len = _check_seq_len(seq_len)
+        return copy
+
+
+# ----------------------------------------------------------------------------------------------
+# Recipes: what a Beam worker needs to rebuild a tokenizer, and the sequence-length rule.
+
+REGEX, WORDPIECE = "regex", "wordpiece"
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerRecipe:
+    """A tokenizer kind and casing; the tokens come separately (counted, or an encoder's)."""
+
+    kind: str
+    do_lower_case: bool
+
+    def __post_init__(self):
+        if self.kind not in (REGEX, WORDPIECE):
+            raise ConfigError(f"unknown tokenizer kind {self.kind!r}; expected {REGEX} or {WORDPIECE}")
+
+    @property
+    def num_special(self) -> int:
+        return RegexTokenizer.num_special if self.kind == REGEX else BertTokenizer.num_special
+
+    @property
+    def feature_names(self) -> Tuple[str, ...]:
+        return RegexTokenizer.feature_names if self.kind == REGEX else BertTokenizer.feature_names
+
+    @property
+    def vocabulary_format(self) -> str:
+        return vocab_io.TOKEN_IDS if self.kind == REGEX else vocab_io.WORDPIECE
+
+    def build(self, tokens: Sequence[str], seq_len: int):
+        if self.kind == REGEX:
+            return RegexTokenizer({t: i for i, t in enumerate(tokens)}, seq_len, self.do_lower_case)
+        return BertTokenizer.from_tokens(tokens, seq_len, self.do_lower_case)
+
+    def count(self, texts: Iterable, counts: Optional[Dict[str, int]] = None) -> Dict[str, int]:
+        """Adds the token frequencies of `texts` to `counts` (for a vocabulary counted on them)."""
+        if self.kind != REGEX:
+            raise ConfigError("a WordPiece vocabulary comes with its encoder; it is not counted")
+        return count_words(texts, self.do_lower_case, counts)
+
+    def counted_vocabulary(self, counts: Mapping[str, int], max_size: int, min_count: int = 1) -> List[str]:
+        return build_awe_vocab(counts, max_size, min_count)
+
+    def token_counts(self, texts: Sequence, tokens: Optional[Sequence[str]]) -> np.ndarray:
+        """Untruncated token counts (specials excluded); a counted vocabulary need not exist yet."""
+        if self.kind == REGEX:
+            return np.asarray([len(split_words(t, self.do_lower_case)) for t in texts], np.int32)
+        return self.build(tokens, MIN_SEQ_LEN).token_counts(texts)
+
+    @classmethod
+    def for_vocabulary(cls, vocabulary) -> "TokenizerRecipe":
+        return cls(REGEX if vocabulary.format == vocab_io.TOKEN_IDS else WORDPIECE,
+                   vocabulary.do_lower_case)
+
+
+def tokenizer_for(vocabulary, seq_len: int):
+    """The tokenizer a vocabulary folder's contents (`vocabulary.Vocabulary`) describe."""
+    return TokenizerRecipe.for_vocabulary(vocabulary).build(vocabulary.tokens, seq_len)
+
+
+SEQ_LEN_STEP = 8
+
+
+def fitted_seq_len(longest: int, num_special: int, cap: int) -> int:
+    """The shortest input that holds the longest text seen (`longest` tokens plus the specials),
+    rounded up to a multiple of 8 and at most `cap`.
+
+    Padding is paid for on the device (MediaPipe feeds [1, seq_len]) and, for averaging models,
+    in every lookup; nothing the data holds is cut unless it is longer than `cap`.
+    """
+    needed = max(MIN_SEQ_LEN, int(longest) + num_special)
+    rounded = -(-needed // SEQ_LEN_STEP) * SEQ_LEN_STEP
+    return max(MIN_SEQ_LEN, min(int(cap), rounded))

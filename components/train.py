@@ -1,57 +1,28 @@
-"""Training for both architectures: one loop, checkpoints with resume, best-validation weights.
+"""Training for every architecture: one loop, checkpoints with resume, best-validation weights.
 
-A kfp step can be retried or re-run from cache misses; the per-epoch checkpoint in
-`checkpoint_dir` lets a re-run continue where the last one stopped instead of starting over.
+The architecture's spec supplies the model, batches, optimizer and the defaults it resolves; this
+module owns the loop. A kfp step can be retried or re-run from cache misses; the per-epoch
+checkpoint in `checkpoint_dir` lets a re-run continue where the last one stopped.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
 from typing import Dict, Optional
 
-import components  # noqa: F401
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import model_io
+from components import architectures, model_io, vocabulary
 from components.errors import ConfigError
-from components.options import (AWE, BERT, AverageWordEmbeddingModelOptions,
-                                BertHParams, BertModelOptions)
-from components.preprocess import load_tokenized
+from components.tokenized import load_tokenized
 
 STATE_FILE = "train_state.json"
-# `learning_rate=0` means "the optimizer's default" (Model Maker's convention). For the AWE model
-# we default Adam to 1e-4 rather than Keras' 1e-3: measured on SST-2, 1e-3 peaks after one epoch
-# and then overfits the training phrases (dev accuracy falls to ~80 % by epoch 10), while 1e-4
-# climbs to ~82-83 % and stays there, so the best-validation epoch is also a good test epoch.
-AWE_DEFAULT_LEARNING_RATE = 1e-4
 BEST_WEIGHTS = "best.weights.h5"
-
-
-def _awe_batches(folder: str, batch_size: int, shuffle: bool, seed: int, repeat: bool):
-    dataset, meta = load_tokenized(folder)
-    dataset = dataset.map(lambda features, label: (features["input_ids"], label))
-    # TFRecords have unknown cardinality; knowing it lets Keras run several steps per call.
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(meta["num_examples"]))
-    if shuffle:
-        dataset = dataset.shuffle(min(meta["num_examples"], 100_000), seed=seed,
-                                  reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE), meta
-
-
-def _bert_batches(folder, options: BertModelOptions, hparams: BertHParams, shuffle: bool, repeat: bool):
-    from components import bert
-    dataset, meta = load_tokenized(folder)
-    if repeat:
-        dataset = dataset.repeat()
-    make = bert.bucketed_batches if hparams.bucket_by_length else bert.padded_batches
-    return make(dataset, hparams.batch_size, options.seq_len, shuffle, hparams.seed), meta
 
 
 def class_weight_map(class_weights: Optional[Dict[str, float]], label_names) -> Optional[Dict[int, float]]:
@@ -105,54 +76,38 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {shown}", flush=True)
 
 
-def resolve_bert_hparams(hparams: BertHParams, encoder) -> BertHParams:
-    """`hparams` with `learning_rate` 0 replaced by the (resolved) encoder's tuned default."""
-    if hparams.learning_rate:
-        return hparams
-    from components.encoders import default_learning_rate
-    return dataclasses.replace(hparams, learning_rate=default_learning_rate(encoder))
-
-
 def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str, model_options,
           hparams, model_dir: str, checkpoint_dir: str = "") -> Dict:
-    """Trains, restores the best-validation weights, saves the model folder; returns a summary."""
-    if architecture not in (AWE, BERT):
-        raise ConfigError(f"unknown architecture {architecture!r}")
+    """Trains, restores the best-validation weights, saves the model folder; returns a summary.
+
+    `model_options` / `hparams` are the architecture's option classes or dicts of their fields.
+    """
+    spec = architectures.get(architecture)
+    options, hparams = spec.options(model_options), spec.hparams(hparams)
     tf.keras.utils.set_random_seed(hparams.seed)
     checkpoint_dir = checkpoint_dir or os.path.join(model_dir, "checkpoints")
     os.makedirs(checkpoint_dir, exist_ok=True)
 
-    if architecture == AWE:
-        assert isinstance(model_options, AverageWordEmbeddingModelOptions)
-        train_ds, meta = _awe_batches(train_dir, hparams.batch_size, hparams.shuffle, hparams.seed,
-                                      repeat=hparams.steps_per_epoch is not None)
-        val_ds, _ = _awe_batches(validation_dir, hparams.batch_size, False, 0, repeat=False)
-        from components.models import build_awe_model
-        from components.tokenizers import load_awe_vocab
-        vocab_rows = max(load_awe_vocab(os.path.join(vocab_dir, "vocab.txt")).values()) + 1
-        model = build_awe_model(model_options, len(meta["label_names"]), vocab_size=vocab_rows)
-        optimizer = keras.optimizers.Adam(learning_rate=hparams.learning_rate or AWE_DEFAULT_LEARNING_RATE)
-        extra = {"vocab_rows": int(vocab_rows)}
-    else:
-        assert isinstance(model_options, BertModelOptions)
-        from components import bert
-        train_ds, meta = _bert_batches(train_dir, model_options, hparams, hparams.shuffle,
-                                       repeat=hparams.steps_per_epoch is not None)
-        val_ds, _ = _bert_batches(validation_dir, model_options, hparams, False, repeat=False)
-        from components.encoders import resolve_encoder
-        encoder_spec = resolve_encoder(model_options.encoder)
-        hparams = resolve_bert_hparams(hparams, encoder_spec)
-        print(f"learning rate {hparams.learning_rate:g}", flush=True)
-        model = bert.build_bert_classifier(model_options, len(meta["label_names"]))
-        steps = hparams.steps_per_epoch or int(np.ceil(meta["num_examples"] / hparams.batch_size))
-        optimizer = bert.make_optimizer(hparams, steps * hparams.epochs)
-        extra = {}
-
+    train_data, meta = load_tokenized(train_dir)
+    validation_data, validation_meta = load_tokenized(validation_dir)
+    options = spec.resolve_options(options, meta)
+    vocab = vocabulary.read_folder(vocab_dir)
+    info = spec.model_info(options, vocab.size)
     label_names = meta["label_names"]
-    # Small AWE steps are dominated by per-step Python overhead; running several per call into
-    # the graph makes 10 epochs of SST-2 several times faster and changes nothing else.
+    steps_per_epoch = spec.steps_per_epoch(meta, hparams)
+    resolved = spec.resolve_hparams(hparams, options, info, meta, steps_per_epoch)
+    hparams = resolved.hparams
+    if meta.get("seq_len_fitted"):
+        resolved.picked["seq_len"] = int(options.seq_len)
+    for key, value in resolved.picked.items():
+        print(f"default {key}: {value:g}" if isinstance(value, float) else f"default {key}: {value}", flush=True)
+
+    model = spec.build_model(options, len(label_names), info)
+    optimizer = spec.optimizer(hparams, steps_per_epoch * hparams.epochs)
+    train_ds = spec.train_batches(train_data, meta, options, hparams, hparams.shuffle)
+    val_ds = spec.eval_batches(validation_data, validation_meta, options, hparams.batch_size)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=32 if architecture == AWE else 1)
+                  steps_per_execution=spec.steps_per_execution)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
@@ -167,7 +122,6 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
     initial_epoch = int(epoch_var.numpy())
 
     every = getattr(hparams, "checkpoint_frequency", 1) or hparams.epochs
-    steps_per_epoch = hparams.steps_per_epoch or int(np.ceil(meta["num_examples"] / hparams.batch_size))
     callback = _EpochCheckpoint(manager, epoch_var, checkpoint_dir, state, every=every,
                                 steps_per_epoch=steps_per_epoch, batch_size=hparams.batch_size)
     started = time.time()
@@ -179,12 +133,11 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
     best = os.path.join(checkpoint_dir, BEST_WEIGHTS)
     if os.path.exists(best):
         model.load_weights(best)
-    encoder = encoder_spec.to_dict() if architecture == BERT else {}
-    model_io.save_trained(model_dir, model, architecture, model_options, label_names,
-                          hparams=hparams.to_dict(), encoder=encoder, **extra)
-    summary = {"architecture": architecture, "epochs": hparams.epochs, "best_epoch": state["best_epoch"],
+    model_io.save_trained(model_dir, model, spec.name, options, label_names,
+                          hparams=hparams.to_dict(), picked=resolved.picked, **info)
+    summary = {"architecture": spec.name, "epochs": hparams.epochs, "best_epoch": state["best_epoch"],
                "best_val_accuracy": state["best_value"], "train_seconds": round(train_seconds, 2),
-               "train_examples": meta["num_examples"], "history": state["history"]}
-    with open(os.path.join(model_dir, "training.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+               "train_examples": meta["num_examples"], "steps_per_epoch": steps_per_epoch,
+               "picked": resolved.picked, "history": state["history"]}
+    model_io.write_training(model_dir, summary)
     return summary

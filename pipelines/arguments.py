@@ -13,19 +13,26 @@ import os
 from typing import Any, Dict, Iterable
 
 import components
-from components import storage
+from components import architectures, storage
 from components.errors import ConfigError
-from components.options import (AverageWordEmbeddingHParams, AverageWordEmbeddingModelOptions, BertHParams,
-                                BertModelOptions, CSVParams, QuantizationConfig, SplitOptions,
-                                parse_architectures)
+from components.options import CSVParams, QuantizationConfig, SplitOptions
+from pipelines import resources as res
 
-OPTION_CLASSES = {
-    "csv_params": CSVParams, "split_options": SplitOptions,
-    "awe_model_options": AverageWordEmbeddingModelOptions, "awe_hparams": AverageWordEmbeddingHParams,
-    "bert_model_options": BertModelOptions, "bert_hparams": BertHParams, "quantization": QuantizationConfig,
-}
+SHARED_OPTION_CLASSES = {"csv_params": CSVParams, "split_options": SplitOptions,
+                         "quantization": QuantizationConfig}
 SCALARS = ("train", "validation", "test", "max_accuracy_drop", "min_accuracy", "benchmark_runs", "export_dir",
-           "checkpoint_root", "models", "beam_pipeline_args")
+           "checkpoint_root", "models", "beam_pipeline_args", "resources")
+
+
+def option_classes() -> Dict[str, type]:
+    """Every options-valued parameter: the shared ones and each architecture's two."""
+    from pipelines.pipeline import hparams_parameter, model_options_parameter
+    classes = dict(SHARED_OPTION_CLASSES)
+    for name in architectures.names():
+        spec = architectures.get(name)
+        classes[model_options_parameter(name)] = spec.options_class
+        classes[hparams_parameter(name)] = spec.hparams_class
+    return classes
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +56,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_data_flags(parser)
     parser.add_argument("--config", help="YAML/JSON file of pipeline parameters (every option and hparam)")
     parser.add_argument("--models", help="comma-separated architectures: awe, bert (default both)")
+    parser.add_argument("--resources", help="YAML/JSON file: machines and accelerators per step "
+                                            "(see pipelines/resources.py), overriding the Vertex defaults")
+    parser.add_argument("--gpu-image", help="image for steps given an accelerator (default: --image)")
     parser.add_argument("--bert-encoder", help="mobilebert (default), minilm-l6 (offline), a TF Hub handle, "
                                                "a SavedModel folder or a Hugging Face BERT folder")
     parser.add_argument("--epochs", type=int, help="epochs for every architecture trained")
@@ -61,7 +71,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="passed to Beam unchanged, e.g. --beam-arg=--direct_num_workers=2 (repeatable)")
 
 
-def load_config(path: str) -> Dict[str, Any]:
+def load_config(path: str, top_level: bool = True) -> Dict[str, Any]:
+    """A YAML/JSON mapping; `top_level` ones hold pipeline parameters and are checked as such."""
     text = storage.read_bytes(path).decode("utf-8")
     try:
         if path.endswith(".json"):
@@ -73,10 +84,12 @@ def load_config(path: str) -> Dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML/JSON: {error}") from error
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of pipeline parameters at the top level")
-    unknown = sorted(set(data) - set(OPTION_CLASSES) - set(SCALARS))
+    if not top_level:
+        return data
+    known = set(option_classes()) | set(SCALARS)
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{path}: unknown parameter(s) {unknown}; known: "
-                          f"{sorted(set(OPTION_CLASSES) | set(SCALARS))}")
+        raise ConfigError(f"{path}: unknown parameter(s) {unknown}; known: {sorted(known)}")
     return data
 
 
@@ -87,7 +100,7 @@ def _set(mapping: Dict[str, Any], key: str, value: Any) -> None:
 
 def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
     """Validated pipeline parameter values for the flags (and config file) given."""
-    from pipelines.text_classifier import DEFAULTS
+    from pipelines.pipeline import DEFAULTS
     values: Dict[str, Any] = {}
     if getattr(args, "config", None):
         values.update(load_config(args.config))
@@ -113,16 +126,21 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
         values.setdefault("test", "")
 
     if hasattr(args, "models"):
+        from pipelines.pipeline import DEFAULT_MODELS, hparams_parameter
         if args.models:
             values["models"] = args.models
-        if "models" in values:
-            values["models"] = parse_architectures(values["models"])
-        bert = dict(values.get("bert_model_options") or {})
-        _set(bert, "encoder", args.bert_encoder)
-        values["bert_model_options"] = bert
+        values["models"] = architectures.parse_architectures(values.get("models") or list(DEFAULT_MODELS))
+        if args.bert_encoder:
+            values["bert_model_options"] = {**(values.get("bert_model_options") or {}),
+                                            "encoder": args.bert_encoder}
         if args.epochs:
-            for key in ("awe_hparams", "bert_hparams"):
+            for name in architectures.with_requirements(values["models"]):
+                key = hparams_parameter(name)
                 values[key] = {**(values.get(key) or {}), "epochs": args.epochs}
+        if getattr(args, "resources", None):
+            values["resources"] = load_config(args.resources, top_level=False)
+        if "resources" in values:
+            values["resources"] = res.validate(values["resources"])
         if args.quantization:
             values["quantization"] = {**(values.get("quantization") or {}), "mode": args.quantization}
         _set(values, "export_dir", args.export_dir)
@@ -131,7 +149,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
         _set(values, "benchmark_runs", args.benchmark_runs)
         if args.beam_args:
             values["beam_pipeline_args"] = list(args.beam_args)
-    for key, cls in OPTION_CLASSES.items():
+    for key, cls in option_classes().items():
         if key in values:
             # Validates early (naming the bad field); None means "the default" and cannot travel as
             # a pipeline parameter value, so it is left out.
@@ -159,3 +177,14 @@ def cache_salt(arguments: Dict[str, Any]) -> str:
             stat = os.stat(source)
             digest.update(f"{os.path.abspath(source)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
+
+
+def split_build_arguments(values: Dict[str, Any]):
+    """(models, resources, pipeline parameter values): what builds the pipeline, and what a run of
+    it takes (only the parameters the built pipeline has)."""
+    from pipelines.pipeline import DEFAULT_MODELS, parameter_names
+    values = dict(values)
+    models = architectures.parse_architectures(values.pop("models", None) or list(DEFAULT_MODELS))
+    resources = values.pop("resources", None)
+    known = set(parameter_names(models))
+    return models, resources, {k: v for k, v in values.items() if k in known}

@@ -58,11 +58,12 @@ def _run(args) -> int:
 
 
 def _submit(args) -> int:
-    from pipelines.arguments import cache_salt, pipeline_arguments
+    from pipelines.arguments import cache_salt, pipeline_arguments, split_build_arguments
     from pipelines.compile_pipeline import compile_pipeline
-    values = pipeline_arguments(args)
+    models, resources, values = split_build_arguments(pipeline_arguments(args))
     values.setdefault("cache_salt", cache_salt(values))
-    template = args.template or compile_pipeline(os.path.join(tempfile.mkdtemp(), "pipeline.yaml"), args.image)
+    template = args.template or compile_pipeline(os.path.join(tempfile.mkdtemp(), "pipeline.yaml"), args.image,
+                                                 models, resources, args.gpu_image or "")
     if args.kfp_host:
         from pipelines import kubeflow
         result = kubeflow.submit(args.kfp_host, template, values, pipeline_root=args.pipeline_root or "",
@@ -83,7 +84,9 @@ def _submit(args) -> int:
 
 def _compile(args) -> int:
     from pipelines.compile_pipeline import compile_pipeline
-    print(compile_pipeline(args.output, args.image))
+    from pipelines.pipeline import DEFAULT_MODELS
+    print(compile_pipeline(args.output, args.image, (args.models or ",".join(DEFAULT_MODELS)).split(","),
+                           None, args.gpu_image or ""))
     return 0
 
 
@@ -122,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp = commands.add_parser("compile", help="write the pipeline YAML")
     comp.add_argument("--output", default="pipeline.yaml")
     comp.add_argument("--image", default=DEFAULT_IMAGE)
+    comp.add_argument("--gpu-image", default="")
+    comp.add_argument("--models", default="")
     comp.set_defaults(handler=_compile)
 
     bench = commands.add_parser("benchmark", help="latency of any .tflite (ours or Model Maker's)", add_help=False)
@@ -131,11 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "benchmark":
-        from components.benchmark import main as benchmark_main
-        return benchmark_main(argv[1:])
-    args = build_parser().parse_args(argv)
     try:
+        if argv and argv[0] == "benchmark":
+            from components.benchmark import main as benchmark_main
+            return benchmark_main(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.handler(args)
     except TextClfError as error:
         print(f"textclf: error: {error}", file=sys.stderr)

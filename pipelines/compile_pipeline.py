@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Mapping, Optional, Sequence
 
 from kfp import compiler
 
 from components.ops import DEFAULT_IMAGE
-from pipelines.text_classifier import build_pipeline
+from pipelines.pipeline import DEFAULT_MODELS, create_pipeline
+from pipelines.resources import VERTEX_DEFAULTS
 
 
-def compile_pipeline(output: str = "pipeline.yaml", image: str = DEFAULT_IMAGE) -> str:
+def default_resources(overrides: Optional[Mapping[str, Any]] = None) -> dict:
+    """Vertex AI's defaults with `overrides` applied entry by entry, field by field."""
+    merged = {key: dict(value) for key, value in VERTEX_DEFAULTS.items()}
+    for key, value in (overrides or {}).items():
+        merged[key] = {**merged.get(key, {}), **value}
+    return merged
+
+
+def compile_pipeline(output: str = "pipeline.yaml", image: str = DEFAULT_IMAGE,
+                     models: Sequence[str] = DEFAULT_MODELS, resources: Optional[Mapping[str, Any]] = None,
+                     gpu_image: str = "") -> str:
+    """Writes the pipeline for `models` with `resources` (default: Vertex AI's) to `output`."""
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(image), package_path=output)
+    pipeline = create_pipeline(image, models, default_resources(resources), gpu_image=gpu_image)
+    compiler.Compiler().compile(pipeline, package_path=output)
     return output

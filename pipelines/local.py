@@ -7,7 +7,7 @@ import time
 from typing import Any, Dict
 
 from components.ops import DEFAULT_IMAGE
-from pipelines.text_classifier import build_pipeline
+from pipelines.pipeline import create_pipeline
 
 
 def run_local(arguments: Dict[str, Any], pipeline_root: str = "runs/pipeline_root", enable_caching: bool = True,
@@ -15,22 +15,23 @@ def run_local(arguments: Dict[str, Any], pipeline_root: str = "runs/pipeline_roo
     """Runs the whole DAG in the current Python environment; returns the pipeline task.
 
     Steps run in subprocesses of this interpreter (`use_venv=False`), so the installed package
-    is what they import, as the image's is on Vertex.
+    is what they import, as the image's is on Vertex. `arguments` may hold `models` and
+    `resources` (which kfp's local runner ignores) besides the pipeline's parameters.
     """
     from kfp import local
 
-    from pipelines.arguments import cache_salt
+    from pipelines.arguments import cache_salt, split_build_arguments
+    models, resources, values = split_build_arguments(arguments)
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root,
                enable_caching=enable_caching, cache_root=os.path.join(pipeline_root, ".cache"),
                raise_on_error=True)
-    arguments = dict(arguments)
-    arguments.setdefault("cache_salt", cache_salt(arguments))
-    pipeline = build_pipeline(image)
+    values.setdefault("cache_salt", cache_salt(values))
+    pipeline = create_pipeline(image, models, resources)
     started = time.time()
-    print(f"textclf: running {pipeline.name} locally; artifacts under {pipeline_root}"
+    print(f"textclf: running {pipeline.name} locally ({', '.join(models)}); artifacts under {pipeline_root}"
           f" (caching {'on' if enable_caching else 'off'})", flush=True)
-    task = pipeline(**arguments)
+    task = pipeline(**values)
     print(f"textclf: pipeline finished in {time.time() - started:.0f} s", flush=True)
     return task

@@ -2,7 +2,7 @@
 
 Training tokenizes in Python (`components.tokenizers`: lower-case, `[\\w']+` runs with Python's
 Unicode `\\w`); on device MediaPipe's TextClassifier tokenizes with RE2, configured by the
-delimiter pattern and vocabulary that `components.metadata.write_awe_metadata` packs into the model.
+delimiter pattern and vocabulary that the AWE export packs into the model (`components.architectures.awe`).
 
 The main probe is an "id echo" model: its scores are the token ids it was fed (label i scores the
 id at position i), so MediaPipe's scores *are* the device's ids and can be compared exactly with
@@ -144,7 +144,7 @@ def test_case_spellings_get_the_id_training_gives_them(echo):
     from components import metadata as md
 
     vocab = echo["tokenizer"].vocab
-    pairs = md.case_insensitive_vocab(sorted(vocab.items(), key=lambda p: p[1]))
+    pairs = tok.case_insensitive_vocab(sorted(vocab.items(), key=lambda p: p[1]))
     assert len({t for t, _ in pairs}) == len(pairs)  # MediaPipe keeps the last of a repeated token
     for token, index in pairs:
         if token not in tok.AWE_SPECIAL_TOKENS:
@@ -169,7 +169,7 @@ def test_real_awe_classifier_scores_agree(tmp_path):
     scores)."""
     import tf_keras as keras
 
-    from components.models import build_awe_model
+    from components.awe_model import build_awe_model
     from components.options import AverageWordEmbeddingModelOptions
 
     vocab_dir = _vocab_dir(str(tmp_path))

@@ -246,12 +246,19 @@ def test_converted_classifier_converts_to_tflite_builtins_only(hf_dir):
 
 
 def test_learning_rate_zero_takes_the_encoders_tuned_default(hf_dir):
+    from components import architectures
     from components.encoders import MODEL_MAKER_BERT_LEARNING_RATE
-    from components.train import resolve_bert_hparams
+    spec = architectures.get("bert")
+
+    def resolve(hparams, encoder):
+        info = {"encoder": resolve_encoder(encoder).to_dict()}
+        return spec.resolve_hparams(hparams, BertModelOptions(encoder=encoder), info, {}, 10)
+
     assert BertHParams().learning_rate == 0.0
-    other = resolve_bert_hparams(BertHParams(), resolve_encoder(str(hf_dir)))
-    assert other.learning_rate == MODEL_MAKER_BERT_LEARNING_RATE == 3e-5
-    minilm = resolve_bert_hparams(BertHParams(epochs=1), resolve_encoder("minilm-l6"))
-    assert minilm.learning_rate == 5e-5 and minilm.epochs == 1
+    other = resolve(BertHParams(), str(hf_dir))
+    assert other.hparams.learning_rate == MODEL_MAKER_BERT_LEARNING_RATE == 3e-5
+    assert other.picked == {"learning_rate": 3e-5}
+    minilm = resolve(BertHParams(epochs=1), "minilm-l6")
+    assert minilm.hparams.learning_rate == 5e-5 and minilm.hparams.epochs == 1
     given = BertHParams(learning_rate=1e-4)
-    assert resolve_bert_hparams(given, resolve_encoder("minilm-l6")) is given
+    assert resolve(given, "minilm-l6").hparams is given

@@ -10,8 +10,10 @@ import pytest
 from tflite_fixtures import (LABELS, PROBE_TEXTS, make_awe, make_bert, mediapipe_classifier,
                              mediapipe_scores)
 
+from components import architectures
 from components import metadata as md
-from components.errors import VocabularyError
+from components import vocabulary as vocab_io
+from components.errors import ModelFormatError, VocabularyError
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,10 @@ def bert(tmp_path_factory):
 def _read(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def _pairs(vocab_dir):
+    return vocab_io.enumerate_pairs(vocab_io.read_folder(vocab_dir).tokens)
 
 
 def _agrees_with_keras(classifier, fixture, texts):
@@ -88,8 +94,9 @@ def test_awe_on_device_tokenization_is_case_insensitive(awe):
 
 def test_awe_without_lower_case_keeps_vocab_verbatim(awe, tmp_path):
     float_bytes = md.attach_metadata(_read(awe["export"]["tflite"]), {"name": "x"}, {})
-    packed = md.write_awe_metadata(float_bytes, os.path.join(awe["vocab_dir"], "vocab.txt"), LABELS,
-                                   do_lower_case=False)
+    info = {"model_options": {"do_lower_case": False, "device_case_variants": True}}
+    packed = architectures.get("awe").write_metadata(float_bytes, vocab_io.read_folder(awe["vocab_dir"]),
+                                                     LABELS, info)
     vocab = md.associated_files(packed)["vocab.txt"]
     assert vocab == _read(os.path.join(awe["vocab_dir"], "vocab.txt"))
 
@@ -155,13 +162,13 @@ def test_metadata_codec_round_trip():
         }],
     }
     assert md.decode_metadata(md.encode_metadata(meta)) == meta
-    with pytest.raises(ValueError, match="no field"):
+    with pytest.raises(ModelFormatError, match="no field"):
         md.encode_metadata({"nmae": "typo"})
 
 
 def test_rewriting_metadata_replaces_it(awe):
     packed = _read(awe["export"]["tflite"])
-    again = md.write_awe_metadata(packed, os.path.join(awe["vocab_dir"], "vocab.txt"), ["a", "b"])
+    again = md.write_regex_tokenizer_metadata(packed, _pairs(awe["vocab_dir"]), ["a", "b"])
     info = md.read_metadata(again)
     assert info["files"] == ["labels.txt", "vocab.txt"]
     assert md.associated_files(again)["labels.txt"] == b"a\nb\n"
@@ -192,18 +199,16 @@ def test_copy_metadata_follows_target_input_order(bert):
 
 def test_writer_rejects_bad_inputs(awe, bert, tmp_path):
     awe_bytes, bert_bytes = _read(awe["export"]["tflite"]), _read(bert["export"]["tflite"])
-    vocab = os.path.join(awe["vocab_dir"], "vocab.txt")
-    with pytest.raises(ValueError, match="3 label names"):
-        md.write_awe_metadata(awe_bytes, vocab, ["a", "b", "c"])
-    with pytest.raises(ValueError, match="one input"):
-        md.write_awe_metadata(bert_bytes, vocab, LABELS)
-    with pytest.raises(ValueError, match="BERT inputs"):
-        md.write_bert_metadata(awe_bytes, vocab, LABELS)
-    bad_vocab = tmp_path / "vocab.txt"
-    bad_vocab.write_text("<PAD> 0\nhello 1\n")
+    pairs = _pairs(awe["vocab_dir"])
+    with pytest.raises(ModelFormatError, match="3 label names"):
+        md.write_regex_tokenizer_metadata(awe_bytes, pairs, ["a", "b", "c"])
+    with pytest.raises(ModelFormatError, match="one input"):
+        md.write_regex_tokenizer_metadata(bert_bytes, pairs, LABELS)
+    with pytest.raises(ModelFormatError, match="BERT inputs"):
+        md.write_bert_tokenizer_metadata(awe_bytes, b"[PAD]\n", LABELS)
     with pytest.raises(VocabularyError, match="<START>"):
-        md.write_awe_metadata(awe_bytes, str(bad_vocab), LABELS)
-    with pytest.raises(ValueError, match="TFL3"):
+        md.write_regex_tokenizer_metadata(awe_bytes, [("<PAD>", 0), ("hello", 1)], LABELS)
+    with pytest.raises(ModelFormatError, match="TFL3"):
         md.read_metadata(b"not a model at all")
 
 
@@ -224,7 +229,7 @@ def test_real_bert_classifier_exports_for_mediapipe(tmp_path):
     from components.bert import build_bert_classifier
     from components.export import export_model
     from components.model_io import save_trained
-    from components.options import BERT, BertModelOptions
+    from components.options import BertModelOptions
 
     make_tiny_hf_checkpoint(str(tmp_path / "hf"))
     options = BertModelOptions(encoder=str(tmp_path / "hf"), seq_len=24, pooling="mean")
@@ -247,7 +252,7 @@ def test_real_bert_classifier_exports_for_mediapipe(tmp_path):
     kernel = np.zeros_like(kernel)
     kernel[:, 1] = np.linalg.lstsq(pooled.astype(np.float64), np.array([2.0, -2.0, 0.0]), rcond=None)[0]
     layer.set_weights([kernel.astype(np.float32), np.zeros_like(bias)])
-    save_trained(str(tmp_path / "model"), model, BERT, options, LABELS)
+    save_trained(str(tmp_path / "model"), model, "bert", options, LABELS)
 
     export = export_model(str(tmp_path / "model"), str(tmp_path / "vocab"), str(tmp_path / "export"))
     ours = model.predict(inputs, verbose=0)
@@ -286,16 +291,16 @@ def test_awe_export_is_laid_out_for_latency(tmp_path):
     (a second partition costs ~8 % of the latency) and the table sits on a cache line (a row
     straddling two costs ~4 %) — what keeps us at or below Model Maker's export."""
     from components.export import export_keras_model
-    from components.models import build_awe_model
-    from components.options import AWE, AverageWordEmbeddingModelOptions
+    from components.awe_model import build_awe_model
+    from components.options import AverageWordEmbeddingModelOptions
 
-    options = AverageWordEmbeddingModelOptions()
+    options = AverageWordEmbeddingModelOptions(seq_len=256)
     vocab = tmp_path / "vocab"
     vocab.mkdir()
     tokens = ["<PAD>", "<START>", "<UNKNOWN>"] + [f"w{i}" for i in range(options.vocab_size)]
     (vocab / "vocab.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(tokens)), encoding="utf-8")
     model = build_awe_model(options, len(LABELS), vocab_size=len(tokens))
-    info = {"architecture": AWE, "model_options": {"seq_len": options.seq_len}, "label_names": LABELS}
+    info = {"architecture": "awe", "model_options": {"seq_len": 256}, "label_names": LABELS}
     export = export_keras_model(model, info, str(vocab), str(tmp_path / "export"))
 
     ops = _ops_after_delegation(export["tflite"])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from components.models import build_awe_model
+from components.awe_model import build_awe_model
 from components.options import AverageWordEmbeddingModelOptions
 
 

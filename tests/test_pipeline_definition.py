@@ -10,7 +10,7 @@ from pipelines.cli import build_parser
 from pipelines.compile_pipeline import compile_pipeline
 
 STEPS = {"ingest-split", "preprocess", "train", "evaluate", "export", "quantize", "tflite-evaluate",
-         "benchmark", "report", "publish"}
+         "benchmark", "collect", "report", "publish"}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_compiled_yaml_loads_back_with_steps_and_parameters(compiled):
     from kfp.components import load_component_from_file
     component = load_component_from_file(compiled)
     params = set(component.component_spec.inputs)
-    for name in ("train", "validation", "test", "csv_params", "models", "awe_hparams", "bert_hparams",
+    for name in ("train", "validation", "test", "csv_params", "awe_hparams", "bert_hparams",
                  "awe_model_options", "bert_model_options", "quantization", "beam_pipeline_args",
                  "min_accuracy", "max_accuracy_drop", "export_dir"):
         assert name in params
@@ -38,6 +38,7 @@ def test_compiled_yaml_loads_back_with_steps_and_parameters(compiled):
     assert not any("pip install" in " ".join(e["container"].get("command", [])) for e in executors.values())
     task_names = json.dumps(spec["root"]["dag"]["tasks"])
     assert "ingest-and-split" in task_names and "report" in task_names
+    assert "train-awe" in task_names and "train-bert" in task_names  # a branch per architecture
 
 
 def parse(*argv):
@@ -107,7 +108,7 @@ def test_vertex_job_and_schedule_requests(compiled, monkeypatch, gcs_emulator):
     monkeypatch.setattr(gcs_utils, "_verify_bucket_ownership", lambda bucket, project, client: True)
     monkeypatch.setattr(PipelineServiceClient, "create_pipeline_job", capture("job"))
     monkeypatch.setattr(ScheduleServiceClient, "create_schedule", capture("schedule"))
-    args = {"models": ["awe"], "train": "gs://b/train.csv", "export_dir": "gs://b/out"}
+    args = {"awe_hparams": {"epochs": 3}, "train": "gs://b/train.csv", "export_dir": "gs://b/out"}
     job = vertex.make_job(compiled, "textclf-test", "europe-west4", "gs://textclf-test/root", args,
                           credentials=AnonymousCredentials())
     with pytest.raises((Sent, RuntimeError)):
@@ -150,9 +151,9 @@ def test_kubeflow_run_and_recurring_run(compiled):
             return "recurring"
 
     client = FakeClient()
-    kubeflow.submit("http://kfp.local", compiled, {"models": ["awe"]}, pipeline_root="gs://b/r", client=client)
+    kubeflow.submit("http://kfp.local", compiled, {"min_accuracy": 0.5}, pipeline_root="gs://b/r", client=client)
     kind, path, kwargs = client.calls[0]
-    assert kind == "run" and path == compiled and kwargs["arguments"] == {"models": ["awe"]}
+    assert kind == "run" and path == compiled and kwargs["arguments"] == {"min_accuracy": 0.5}
     assert kwargs["pipeline_root"] == "gs://b/r"
     kubeflow.submit("http://kfp.local", compiled, {}, schedule="*/30 * * * *", client=client)
     assert client.calls[-1][1]["cron_expression"] == "*/30 * * * *"
@@ -184,10 +185,10 @@ def test_kubeflow_client_sends_the_compiled_package(compiled, monkeypatch):
 
     monkeypatch.setattr(kfp_server_api.RunServiceApi, "run_service_create_run", fake_create_run)
     client = kfp.Client(host="http://127.0.0.1:9")
-    kubeflow.submit("http://127.0.0.1:9", compiled, {"models": ["awe"]}, client=client)
+    kubeflow.submit("http://127.0.0.1:9", compiled, {"awe_hparams": {"epochs": 3}}, client=client)
     run = seen["run"]
     assert run.experiment_id == "e-1"
-    assert run.runtime_config.parameters["models"] == ["awe"]
+    assert run.runtime_config.parameters["awe_hparams"] == {"epochs": 3}
     assert run.pipeline_spec["pipelineInfo"]["name"] == "textclf-text-classifier"
 
 

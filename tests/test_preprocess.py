@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fixtures_bert import make_tiny_hf_checkpoint
+
 from components import split_io
-from components.errors import ConfigError, InputFormatError, LabelError, VocabularyError
+from components.errors import ConfigError, EncoderError, InputFormatError, LabelError, VocabularyError
 from components.options import AverageWordEmbeddingModelOptions, BertModelOptions
-from components.preprocess import (load_tokenized, preprocess, read_meta, serialize_examples,
-                                   tfrecord_frame)
+from components.preprocess import preprocess
+from components.tfrecord import serialize_examples, tfrecord_frame
+from components.tokenized import load_tokenized, read_meta
 from components.tokenizers import PAD, START, UNKNOWN, BertTokenizer, RegexTokenizer, load_awe_vocab
 
 LABELS = ["neg", "pos"]
@@ -83,7 +86,9 @@ def test_awe_end_to_end(tmp_path):
     vocab_text = open(os.path.join(vocab_dir, "vocab.txt"), encoding="utf-8").read()
     assert vocab_text == ("<PAD> 0\n<START> 1\n<UNKNOWN> 2\ngreat 3\nthe 4\nwas 5\na 6\n"
                           "acting 7\n")
-    assert os.listdir(vocab_dir) == ["vocab.txt"]
+    assert sorted(os.listdir(vocab_dir)) == ["tokenizer.json", "vocab.txt"]
+    assert json.load(open(os.path.join(vocab_dir, "tokenizer.json"))) == {
+        "do_lower_case": True, "format": "token_ids", "size": 8}
 
     rows, meta = load_rows(out["train"])
     tokenizer = RegexTokenizer(load_awe_vocab(os.path.join(vocab_dir, "vocab.txt")), 6, True)
@@ -145,19 +150,21 @@ def test_multi_processing_matches_in_memory(tmp_path):
         assert folder_bytes(out_a[name]) == folder_bytes(out_b[name])
 
 
+BERT_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "was", "great", "!",
+               "plot", "thin", "act", "##ing", ","]
+
+
 def test_bert_end_to_end(tmp_path):
+    encoder = make_tiny_hf_checkpoint(str(tmp_path / "encoder"), vocab_tokens=BERT_TOKENS)
     vocab_path = tmp_path / "encoder" / "vocab.txt"
-    vocab_path.parent.mkdir()
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "was", "great", "!",
-              "plot", "thin", "act", "##ing", ","]
-    vocab_path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tokens = BERT_TOKENS
     splits = write_splits(tmp_path)
     out, vocab_dir = outputs(tmp_path, splits)
-    summary = preprocess("bert", splits, out, vocab_dir, BertModelOptions(seq_len=6),
-                         bert_vocab_path=str(vocab_path), bert_do_lower_case=True)
+    summary = preprocess("bert", splits, out, vocab_dir, BertModelOptions(seq_len=6, encoder=str(encoder)))
 
     assert open(os.path.join(vocab_dir, "vocab.txt"), "rb").read() == vocab_path.read_bytes()
-    assert json.load(open(os.path.join(vocab_dir, "tokenizer.json"))) == {"do_lower_case": True}
+    assert json.load(open(os.path.join(vocab_dir, "tokenizer.json"))) == {
+        "do_lower_case": True, "format": "wordpiece", "size": len(tokens)}
     rows, meta = load_rows(out["train"])
     expected = BertTokenizer(str(vocab_path), 6, True).encode_batch([t for t, _ in TRAIN])
     for name in ("input_word_ids", "input_mask", "input_type_ids", "length"):
@@ -180,16 +187,12 @@ def test_bad_input_is_reported(tmp_path):
         preprocess("lstm", splits, out, vocab_dir, awe)
     with pytest.raises(ConfigError, match="seq_len"):
         preprocess("awe", splits, out, vocab_dir, {"seq_len": 2})
-    with pytest.raises(ConfigError, match="bert_vocab_path"):
-        preprocess("bert", splits, out, vocab_dir, BertModelOptions())
-    with pytest.raises(VocabularyError, match="not found"):
-        preprocess("bert", splits, out, vocab_dir, BertModelOptions(),
-                   bert_vocab_path=str(tmp_path / "missing" / "vocab.txt"))
-    malformed = tmp_path / "malformed.txt"
-    malformed.write_text("hello\nworld\n", encoding="utf-8")
+    with pytest.raises(EncoderError, match="neither"):
+        preprocess("bert", splits, out, vocab_dir, BertModelOptions(encoder=str(tmp_path / "missing")))
+    encoder = make_tiny_hf_checkpoint(str(tmp_path / "encoder"), vocab_tokens=BERT_TOKENS)
+    (tmp_path / "encoder" / "vocab.txt").write_text("hello\nworld\n", encoding="utf-8")
     with pytest.raises(VocabularyError, match="missing"):
-        preprocess("bert", splits, out, vocab_dir, BertModelOptions(),
-                   bert_vocab_path=str(malformed))
+        preprocess("bert", splits, out, vocab_dir, BertModelOptions(encoder=str(encoder)))
     empty = write_splits(tmp_path / "empty", train=[], validation=None, test=None)
     with pytest.raises(InputFormatError, match="no examples"):
         preprocess("awe", empty, {"train": str(tmp_path / "e")}, vocab_dir, awe)

@@ -59,7 +59,7 @@ def write_tokenized(folder: str, architecture: str, features: Dict[str, np.ndarr
                 value=[int(features["length"][i])]))
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     meta = {"architecture": architecture, "seq_len": seq_len, "num_examples": len(labels),
-            "label_names": LABELS, "do_lower_case": True}
+            "label_names": LABELS, "do_lower_case": True, "features": names + ["length", "label"]}
     with open(os.path.join(folder, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f)
     return folder
@@ -76,16 +76,16 @@ def make_awe(root: str, seq_len: int = 16, wordvec_dim: int = 16, epochs: int = 
     import tf_keras as keras
 
     from components import tokenizers as tok
+    from components import vocabulary as vocab_io
+    from components.awe_model import build_awe_model
     from components.export import export_model
     from components.model_io import save_trained
-    from components.models import build_awe_model
-    from components.options import AWE, AverageWordEmbeddingModelOptions
+    from components.options import AverageWordEmbeddingModelOptions
 
     texts, labels = corpus()
     vocab_tokens = tok.build_awe_vocab(tok.count_words(texts), 1000)
     vocab_dir = os.path.join(root, "vocab")
-    os.makedirs(vocab_dir, exist_ok=True)
-    tok.write_awe_vocab(os.path.join(vocab_dir, "vocab.txt"), vocab_tokens)
+    vocab_io.write_folder(vocab_dir, vocab_io.Vocabulary(vocab_io.TOKEN_IDS, tuple(vocab_tokens), True))
     tokenizer = tok.RegexTokenizer.from_file(os.path.join(vocab_dir, "vocab.txt"), seq_len)
     ids, lengths = tokenizer.encode_batch(texts)
 
@@ -94,7 +94,7 @@ def make_awe(root: str, seq_len: int = 16, wordvec_dim: int = 16, epochs: int = 
                                                vocab_size=len(vocab_tokens), dropout_rate=0.0,
                                                device_case_variants=True)
     model = _fit(build_awe_model(options, len(LABELS)), ids, labels, epochs)
-    model_dir = save_trained(os.path.join(root, "model"), model, AWE, options, LABELS)
+    model_dir = save_trained(os.path.join(root, "model"), model, "awe", options, LABELS)
     export = export_model(model_dir, vocab_dir, os.path.join(root, "export"))
 
     test_texts, test_labels = corpus(15, seed=1)
@@ -134,16 +134,13 @@ def make_bert(root: str, seq_len: int = 24, epochs: int = 40) -> Dict:
     import tf_keras as keras
 
     from components import tokenizers as tok
+    from components import vocabulary as vocab_io
     from components.export import export_keras_model
     from fixtures_bert import tiny_vocab
 
     vocab_dir = os.path.join(root, "vocab")
-    os.makedirs(vocab_dir, exist_ok=True)
     vocab = tiny_vocab()
-    with open(os.path.join(vocab_dir, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("".join(t + "\n" for t in vocab))
-    with open(os.path.join(vocab_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
-        json.dump({"do_lower_case": True}, f)
+    vocab_io.write_folder(vocab_dir, vocab_io.Vocabulary(vocab_io.WORDPIECE, tuple(vocab), True))
     tokenizer = tok.BertTokenizer(os.path.join(vocab_dir, "vocab.txt"), seq_len, do_lower_case=True)
 
     texts, labels = corpus()

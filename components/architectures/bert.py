@@ -1,0 +1,96 @@
+"""The BERT classifier: a pre-trained encoder fine-tuned with a softmax head.
+
+The encoder (`components.encoders`: Model Maker's MobileBERT, TF Hub / SavedModel encoders, Hugging
+Face BERT checkpoints) brings its own WordPiece vocabulary and casing; the exported .tflite takes
+the three `[1, seq_len]` BERT inputs, which MediaPipe's `TextClassifier` computes with its BERT
+tokenizer from the packed vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Mapping, Sequence
+
+from components import tokenizers as tok
+from components.architectures.base import ArchitectureSpec, Resolved, VocabularyPlan
+from components.options import BertHParams, BertModelOptions
+
+# `seq_len` 0 fits the input to the longest text, at most Model Maker's 128 word pieces.
+MAX_FITTED_SEQ_LEN = 128
+
+
+class BertSpec(ArchitectureSpec):
+    name = "bert"
+    title = "BERT"
+    api_name = "MOBILEBERT_CLASSIFIER"
+    options_class = BertModelOptions
+    hparams_class = BertHParams
+
+    def encoder(self, options):
+        from components.encoders import resolve_encoder
+        return resolve_encoder(options.encoder)
+
+    def vocabulary_plan(self, options) -> VocabularyPlan:
+        from components import vocabulary as vocab_io
+        spec = self.encoder(options)
+        raw = vocab_io.read_file(spec.vocab_path)
+        tokens = vocab_io.parse_wordpiece(raw, spec.vocab_path, tok.BERT_REQUIRED_TOKENS)
+        return VocabularyPlan(recipe=tok.TokenizerRecipe(tok.WORDPIECE, bool(spec.do_lower_case)),
+                              seq_len=options.seq_len, max_seq_len=MAX_FITTED_SEQ_LEN,
+                              tokens=tuple(tokens), raw=raw)
+
+    def model_info(self, options, vocab_size: int) -> Dict[str, Any]:
+        return {"encoder": self.encoder(options).to_dict()}
+
+    def build_model(self, options, num_classes: int, info: Mapping[str, Any]):
+        from components.bert import build_bert_classifier
+        return build_bert_classifier(options, num_classes)
+
+    def resolve_hparams(self, hparams, options, info, meta, steps_per_epoch) -> Resolved:
+        if hparams.learning_rate:
+            return Resolved(hparams)
+        from components.encoders import EncoderSpec, default_learning_rate
+        rate = default_learning_rate(EncoderSpec.from_dict(info["encoder"]))
+        return Resolved(dataclasses.replace(hparams, learning_rate=rate), {"learning_rate": rate})
+
+    def steps_per_epoch(self, meta, hparams) -> int:
+        if hparams.steps_per_epoch or not hparams.bucket_by_length:
+            return super().steps_per_epoch(meta, hparams)
+        from components.bert import bucketed_steps
+        lengths = {int(k): int(v) for k, v in meta["length_counts"].items()}
+        return bucketed_steps(lengths, hparams.batch_size, int(meta["seq_len"]))
+
+    def train_batches(self, dataset, meta, options, hparams, shuffle: bool):
+        from components import bert
+        if hparams.steps_per_epoch is not None:
+            dataset = dataset.repeat()
+        make = bert.bucketed_batches if hparams.bucket_by_length else bert.padded_batches
+        return make(dataset, hparams.batch_size, int(meta["seq_len"]), shuffle, hparams.seed)
+
+    def eval_batches(self, dataset, meta, options, batch_size: int):
+        from components import bert
+        return bert.bucketed_batches(dataset, min(batch_size, BertHParams().batch_size),
+                                     int(meta["seq_len"]), shuffle=False, seed=0)
+
+    def optimizer(self, hparams, total_steps: int):
+        from components import bert
+        return bert.make_optimizer(hparams, total_steps)
+
+    def write_metadata(self, tflite_bytes: bytes, vocabulary, label_names: Sequence[str],
+                       info: Mapping[str, Any]) -> bytes:
+        from components import metadata as md
+        return md.write_bert_tokenizer_metadata(tflite_bytes, vocabulary.raw, label_names, producer={"architecture": self.name})
+
+    def export_warnings(self, info: Mapping[str, Any], vocabulary) -> List[str]:
+        if vocabulary.do_lower_case:
+            return []
+        # Observed with mediapipe 1.2.3: "GREAT" and "great" get the same WordPiece ids on device.
+        return ["MediaPipe's BERT tokenizer lower-cases its input, but this encoder is cased "
+                "(do_lower_case false): on-device scores will differ from evaluation for upper-case text"]
+
+    def describe(self, info: Mapping[str, Any]) -> str:
+        encoder = info.get("model_options", {}).get("encoder", "")
+        return f"{self.title} ({encoder})" if encoder else self.title
+
+
+SPEC = BertSpec()
