@@ -55,8 +55,18 @@ def build_model(info: Dict[str, Any]):
         return build_awe_model(options, info["num_classes"], vocab_size=info.get("vocab_rows"))
     if info["architecture"] == BERT:
         from components.bert import build_bert_classifier
-        return build_bert_classifier(options, info["num_classes"])
+        return build_bert_classifier(options, info["num_classes"], encoder_spec=_encoder_spec(info))
     raise DataSourceError(f"unknown architecture {info['architecture']!r} in {MODEL_INFO}")
+
+
+def _encoder_spec(info: Dict[str, Any]):
+    """The encoder training used, while its folder is still on this machine; else None, and the
+    builder resolves `model_options.encoder` again (another machine, a cleared cache)."""
+    recorded = info.get("encoder") or {}
+    if not recorded.get("path") or not os.path.isdir(recorded["path"]):
+        return None
+    from components.encoders import EncoderSpec
+    return EncoderSpec.from_dict(recorded)
 
 
 def load_trained(folder: str) -> Tuple[Any, Dict[str, Any]]:

@@ -143,7 +143,8 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
         encoder_spec = resolve_encoder(model_options.encoder)
         hparams = resolve_bert_hparams(hparams, encoder_spec)
         print(f"learning rate {hparams.learning_rate:g}", flush=True)
-        model = bert.build_bert_classifier(model_options, len(meta["label_names"]))
+        model = bert.build_bert_classifier(model_options, len(meta["label_names"]),
+                                           encoder_spec=encoder_spec)
         steps = hparams.steps_per_epoch or int(np.ceil(meta["num_examples"] / hparams.batch_size))
         optimizer = bert.make_optimizer(hparams, steps * hparams.epochs)
         extra = {}
