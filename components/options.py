@@ -158,7 +158,8 @@ DEFAULT_BERT_ENCODER = "mobilebert"
 
 @dataclasses.dataclass
 class BertModelOptions(_JsonOptions):
-    """BERT classifier options; `encoder` is an alias, a TF Hub handle/SavedModel or an HF dir."""
+    """BERT classifier options; `encoder` is an alias, a TF Hub URL/handle, a TF1 Hub module or
+    SavedModel folder, or an HF dir."""
 
     seq_len: int = 128
     dropout_rate: float = 0.1

@@ -49,8 +49,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add_data_flags(parser)
     parser.add_argument("--config", help="YAML/JSON file of pipeline parameters (every option and hparam)")
     parser.add_argument("--models", help="comma-separated architectures: awe, bert (default both)")
-    parser.add_argument("--bert-encoder", help="mobilebert (default), minilm-l6 (offline), a TF Hub handle, "
-                                               "a SavedModel folder or a Hugging Face BERT folder")
+    parser.add_argument("--bert-encoder", help="mobilebert (default: Model Maker 0.2.1.4's TF Hub module), "
+                                               "mobilebert_tiny (earlier releases' tarball), minilm-l6 "
+                                               "(offline), a TF Hub URL or handle, a TF1 Hub module / "
+                                               "SavedModel folder or a Hugging Face BERT folder")
     parser.add_argument("--epochs", type=int, help="epochs for every architecture trained")
     parser.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"))
     parser.add_argument("--export-dir", help="where the deliverables go (local path or gs://)")
