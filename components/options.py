@@ -159,7 +159,8 @@ DEFAULT_BERT_ENCODER = "mobilebert"
 
 @dataclasses.dataclass
 class BertModelOptions(_JsonOptions):
-    """BERT classifier options; `encoder` is an alias, a TF Hub handle/SavedModel or an HF dir.
+    """BERT classifier options; `encoder` is an alias, a TF Hub URL/handle, a TF1 Hub module or
+    SavedModel folder, or a Hugging Face BERT folder.
 
     `seq_len` 0 (the default) fits the input to the longest text (in word pieces) of the data
     given, at most Model Maker's 128.

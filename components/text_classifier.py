@@ -144,9 +144,10 @@ SupportedModels.__doc__ = """The classifiers of the guide (and ours); the value 
 class TextClassifierOptions:
     """Model Maker's options; unset `model_options` / `hparams` get the model's defaults.
 
-    For BERT, `BertModelOptions(encoder=...)` picks the encoder: "mobilebert" (Model Maker's,
-    downloaded once), "minilm-l6" (offline), a TF Hub handle or SavedModel, or a Hugging Face
-    BERT folder.
+    For BERT, `BertModelOptions(encoder=...)` picks the encoder: "mobilebert" (the TF Hub module
+    Model Maker 0.2.1.4 fine-tunes, downloaded once), "mobilebert_tiny" (the tarball earlier
+    releases used), "minilm-l6" (offline), a TF Hub URL, a TF1 Hub module or SavedModel folder,
+    or a Hugging Face BERT folder.
     """
 
     supported_model: SupportedModels

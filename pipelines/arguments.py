@@ -59,8 +59,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resources", help="YAML/JSON file: machines and accelerators per step "
                                             "(see pipelines/resources.py), overriding the Vertex defaults")
     parser.add_argument("--gpu-image", help="image for steps given an accelerator (default: --image)")
-    parser.add_argument("--bert-encoder", help="mobilebert (default), minilm-l6 (offline), a TF Hub handle, "
-                                               "a SavedModel folder or a Hugging Face BERT folder")
+    parser.add_argument("--bert-encoder", help="minilm-l6 (default, offline), mobilebert (Model Maker 0.2.1.4's "
+                                               "TF Hub module), mobilebert_tiny (earlier releases' tarball), "
+                                               "a TF Hub URL or handle, a TF1 Hub module / SavedModel folder "
+                                               "or a Hugging Face BERT folder")
     parser.add_argument("--epochs", type=int, help="epochs for every architecture trained")
     parser.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"))
     parser.add_argument("--export-dir", help="where the deliverables go (local path or gs://)")

@@ -5,7 +5,12 @@ tests can make their own instead of downloading anything:
 
     make_tiny_hf_checkpoint(tmp_path / "hf")          # config.json, model.safetensors, vocab.txt
     make_tiny_savedmodel_encoder(tmp_path / "sm")     # saved_model.pb + assets/vocab.txt
-    make_fake_mobilebert_cache(tmp_path / "cache")    # then set TEXTCLF_CACHE to it
+    make_tiny_tf1_hub_module(tmp_path / "tf1")        # TF1 Hub format, `tokens` signature
+    make_mobilebert_tiny_tarball(tmp_path / "t.tar.gz")  # laid out as mobilebert_tiny.tar.gz
+    serve_archive(monkeypatch, archive)               # encoders._download serves that file
+
+The TF1 module and the tarball are the two shapes Model Maker's MobileBERT comes in (the
+TF Hub module of 0.2.1.4's MOBILEBERT_CLASSIFIER, and the tarball earlier releases used).
 
 `numpy_bert_forward` is an independent reference of what a Hugging Face `BertModel` computes,
 for checking converted or exported encoders against the checkpoint.
@@ -124,10 +129,13 @@ def make_tiny_hf_checkpoint(folder, vocab_tokens: Optional[Iterable[str]] = None
 
 
 def make_tiny_savedmodel_encoder(folder, vocab_tokens: Optional[Iterable[str]] = None,
-                                 seed: int = 0) -> str:
+                                 seed: int = 0, do_lower_case: Optional[bool] = None,
+                                 keras_format: bool = False, scale: float = 0.5) -> str:
     """A TF2 SavedModel with the TF Hub BERT encoder signature and assets/vocab.txt.
 
     Built from the tiny HF encoder so both formats compute the same function for a seed.
+    `do_lower_case` adds the attribute TF Hub's BERT SavedModels carry (a bool variable);
+    `keras_format` saves with Keras (adding keras_metadata.pb), as mobilebert_tiny was.
     """
     import tempfile
 
@@ -143,23 +151,195 @@ def make_tiny_savedmodel_encoder(folder, vocab_tokens: Optional[Iterable[str]] =
         tokens = _write_vocab(vocab_path, vocab_tokens or tiny_vocab())
         config = tiny_hf_config(len(tokens))
         encoder = HFBertEncoder(config, name="bert_encoder")
-        encoder.load_checkpoint_weights(tiny_hf_weights(config, seed=seed))
+        encoder.load_checkpoint_weights(tiny_hf_weights(config, seed=seed, scale=scale))
         inputs = {name: keras.Input(shape=(None,), dtype=tf.int32, name=name)
                   for name in ("input_word_ids", "input_mask", "input_type_ids")}
         model = keras.Model(inputs, encoder(inputs), name="tiny_bert_encoder")
         model.vocab_file = tf.saved_model.Asset(vocab_path)
-        tf.saved_model.save(model, folder)
+        if do_lower_case is not None:
+            model.do_lower_case = tf.Variable(do_lower_case, trainable=False, name="do_lower_case")
+        if keras_format:
+            model.save(folder, save_format="tf", include_optimizer=False)
+        else:
+            tf.saved_model.save(model, folder)
     return folder
 
 
-def make_fake_mobilebert_cache(cache_root) -> str:
-    """Puts a tiny SavedModel where `resolve_encoder('mobilebert')` looks for its download.
+def make_mobilebert_tiny_tarball(archive, seed: int = 0, scale: float = 0.5) -> str:
+    """A .tar.gz laid out as Model Maker's mobilebert_tiny.tar.gz.
 
-    Point $TEXTCLF_CACHE at `cache_root` to exercise the default encoder offline.
+    One root folder `mobilebert_tiny/` holding a Keras SavedModel: keras_metadata.pb,
+    saved_model.pb, assets/vocab.txt, variables/.
     """
-    target = os.path.join(str(cache_root), "encoders", "mobilebert_tiny")
-    make_tiny_savedmodel_encoder(target)
-    return str(cache_root)
+    import tarfile
+    import tempfile
+
+    archive = str(archive)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_tiny_savedmodel_encoder(os.path.join(tmp, "mobilebert_tiny"), seed=seed,
+                                              keras_format=True, scale=scale)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(folder, arcname="mobilebert_tiny")
+    return archive
+
+
+def make_tiny_tf1_hub_module(folder, vocab_tokens: Optional[Iterable[str]] = None,
+                             seed: int = 0, resource_variables: bool = True,
+                             do_lower_case: bool = True, tokenization_signature: bool = True,
+                             hidden_act: str = "relu", dropout: float = 0.1,
+                             scale: float = 0.5) -> str:
+    """A BERT encoder in the TF1 Hub format, built with tf.compat.v1 in a graph.
+
+    Laid out as Model Maker 0.2.1.4's MobileBERT module: saved_model.pb with an inference
+    graph (empty tag set) and a `train` graph (dropout on), both with a `tokens` signature
+    (input_ids / input_mask / segment_ids -> pooled_output / sequence_output) and, unless
+    `tokenization_signature` is False, `tokenization_info` (vocab_file, do_lower_case);
+    assets/vocab.txt, variables/ and tfhub_module.pb. The weights are the tiny HF encoder's for
+    `seed` (with `hidden_act`; MobileBERT uses relu), so `numpy_bert_forward` is its
+    reference. `resource_variables=False` stores TF1's reference variables instead.
+    """
+    import tempfile
+
+    import components  # noqa: F401
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    folder = str(folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_path = os.path.join(tmp, "vocab.txt")
+        tokens = _write_vocab(vocab_path, vocab_tokens or tiny_vocab())
+        config = tiny_hf_config(len(tokens), hidden_act=hidden_act)
+        weights = tiny_hf_weights(config, seed=seed, scale=scale)
+        builder = v1.saved_model.Builder(folder)
+        for tags in ([], ["train"]):
+            graph = tf.Graph()
+            with graph.as_default():
+                signatures = _tf1_bert_graph(config, weights, vocab_path, do_lower_case,
+                                             tokenization_signature, resource_variables,
+                                             dropout if tags else 0.0)
+                assets = graph.get_collection(v1.GraphKeys.ASSET_FILEPATHS)
+                with v1.Session(graph=graph) as session:
+                    session.run(v1.global_variables_initializer())
+                    if not tags:
+                        builder.add_meta_graph_and_variables(
+                            session, tags, signature_def_map=signatures, assets_collection=assets)
+                    else:
+                        builder.add_meta_graph(tags, signature_def_map=signatures,
+                                               assets_collection=assets)
+        builder.save()
+    # tfhub_module.pb is a ModuleDef proto: field 1 (format) = 3 (FORMAT_V3).
+    with open(os.path.join(folder, "tfhub_module.pb"), "wb") as f:
+        f.write(b"\x08\x03")
+    return folder
+
+
+def _tf1_bert_graph(config, weights, vocab_path, do_lower_case, tokenization_signature,
+                    resource_variables, dropout):
+    """BERT's forward pass as google-research/bert's modeling.py lays it out, in TF1 ops."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    h, heads = config["hidden_size"], config["num_attention_heads"]
+    head_size = h // heads
+    act = {"relu": tf.nn.relu, "gelu": lambda t: tf.nn.gelu(t, approximate=False)}[
+        config["hidden_act"]]
+    ids = v1.placeholder(tf.int32, [None, None], "input_ids")
+    mask = v1.placeholder(tf.int32, [None, None], "input_mask")
+    segments = v1.placeholder(tf.int32, [None, None], "segment_ids")
+
+    def var(name, value):
+        return v1.get_variable(name, initializer=tf.constant(value),
+                               use_resource=resource_variables)
+
+    def drop(t):
+        return tf.nn.dropout(t, rate=dropout) if dropout else t
+
+    def layer_norm(t, scope, prefix):
+        mean, variance = tf.nn.moments(t, [-1], keepdims=True)
+        gamma = var(scope + "/gamma", weights[prefix + ".weight"])
+        beta = var(scope + "/beta", weights[prefix + ".bias"])
+        return (t - mean) * tf.math.rsqrt(variance + config["layer_norm_eps"]) * gamma + beta
+
+    def dense(t2d, scope, prefix, activation=None):
+        out = tf.matmul(t2d, var(scope + "/kernel", weights[prefix + ".weight"].T))
+        out += var(scope + "/bias", weights[prefix + ".bias"])
+        return activation(out) if activation else out
+
+    batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
+    with v1.variable_scope("bert"):
+        table = var("embeddings/word_embeddings", weights["embeddings.word_embeddings.weight"])
+        x = tf.gather(table, ids)
+        x += tf.gather(var("embeddings/token_type_embeddings",
+                           weights["embeddings.token_type_embeddings.weight"]), segments)
+        positions = var("embeddings/position_embeddings",
+                        weights["embeddings.position_embeddings.weight"])
+        x += tf.slice(positions, [0, 0], [length, -1])[tf.newaxis]
+        x = drop(layer_norm(x, "embeddings/LayerNorm", "embeddings.LayerNorm"))
+        bias = (1.0 - tf.cast(mask, tf.float32))[:, tf.newaxis, tf.newaxis, :] * -10000.0
+        x2d = tf.reshape(x, [-1, h])
+
+        def split(t):
+            return tf.transpose(tf.reshape(t, [batch, length, heads, head_size]), [0, 2, 1, 3])
+
+        for i in range(config["num_hidden_layers"]):
+            scope, prefix = f"encoder/layer_{i}/", f"encoder.layer.{i}."
+            q = split(dense(x2d, scope + "attention/self/query", prefix + "attention.self.query"))
+            k = split(dense(x2d, scope + "attention/self/key", prefix + "attention.self.key"))
+            v = split(dense(x2d, scope + "attention/self/value", prefix + "attention.self.value"))
+            scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(head_size)) + bias
+            probs = drop(tf.nn.softmax(scores))
+            context = tf.reshape(tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3]), [-1, h])
+            attended = drop(dense(context, scope + "attention/output/dense",
+                                  prefix + "attention.output.dense"))
+            x2d = layer_norm(x2d + attended, scope + "attention/output/LayerNorm",
+                             prefix + "attention.output.LayerNorm")
+            hidden = dense(x2d, scope + "intermediate/dense", prefix + "intermediate.dense", act)
+            out = drop(dense(hidden, scope + "output/dense", prefix + "output.dense"))
+            x2d = layer_norm(x2d + out, scope + "output/LayerNorm", prefix + "output.LayerNorm")
+        sequence = tf.reshape(x2d, [batch, length, h])
+        with v1.variable_scope("pooler"):
+            pooled = dense(sequence[:, 0], "dense", "pooler.dense", tf.tanh)
+
+    info = v1.saved_model.utils.build_tensor_info
+    make = v1.saved_model.signature_def_utils.build_signature_def
+    signatures = {"tokens": make(
+        {"input_ids": info(ids), "input_mask": info(mask), "segment_ids": info(segments)},
+        {"pooled_output": info(pooled), "sequence_output": info(sequence)})}
+    vocab = tf.constant(vocab_path, name="vocab_file")  # copied to assets/ on save
+    v1.add_to_collection(v1.GraphKeys.ASSET_FILEPATHS, vocab)
+    if tokenization_signature:
+        lower = tf.constant(do_lower_case, name="do_lower_case")
+        signatures["tokenization_info"] = make(
+            {}, {"vocab_file": info(vocab), "do_lower_case": info(lower)})
+    return signatures
+
+
+def tar_folder(folder, archive, root: Optional[str] = None) -> str:
+    """`folder` as a .tar.gz: its files at the archive's root (TF Hub's compressed form), or
+    under one `root` folder."""
+    import tarfile
+
+    archive = str(archive)
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in sorted(os.listdir(str(folder))):
+            tar.add(os.path.join(str(folder), name),
+                    arcname=name if root is None else f"{root}/{name}")
+    return archive
+
+
+def serve_archive(monkeypatch, archive, calls: Optional[list] = None):
+    """Replaces `encoders._download` so any URL serves `archive`; URLs asked go into `calls`."""
+    import shutil
+
+    from components import encoders
+
+    def download(url, dest, timeout=60.0):
+        if calls is not None:
+            calls.append(url)
+        shutil.copy(str(archive), dest)
+
+    monkeypatch.setattr(encoders, "_download", download)
+    return calls
 
 
 # ------------------------------------------------------------------------------------------
@@ -175,6 +355,9 @@ def _layer_norm(x, gamma, beta, eps):
 def _gelu(x):
     from math import erf
     return 0.5 * x * (1.0 + np.vectorize(erf)(x / math.sqrt(2.0)))
+
+
+_ACTS = {"gelu": _gelu, "relu": lambda x: np.maximum(x, 0.0)}
 
 
 def numpy_bert_forward(config: Dict, weights: Dict[str, np.ndarray], word_ids, mask,
@@ -209,7 +392,7 @@ def numpy_bert_forward(config: Dict, weights: Dict[str, np.ndarray], word_ids, m
         x = _layer_norm(x + linear(context, p + "attention.output.dense"),
                         w[p + "attention.output.LayerNorm.weight"],
                         w[p + "attention.output.LayerNorm.bias"], eps)
-        hidden = _gelu(linear(x, p + "intermediate.dense"))
+        hidden = _ACTS[config.get("hidden_act", "gelu")](linear(x, p + "intermediate.dense"))
         x = _layer_norm(x + linear(hidden, p + "output.dense"),
                         w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
     pooled = np.tanh(linear(x[:, 0], "pooler.dense")) if "pooler.dense.weight" in w else None

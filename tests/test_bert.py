@@ -1,7 +1,5 @@
 """The BERT classifier, its optimizers and length-bucketed batching, with a tiny encoder."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,8 @@ from components.encoders import ENCODER_INPUTS, resolve_encoder
 from components.errors import ConfigError
 from components.options import BertHParams, BertModelOptions
 from components.train import class_weight_map
-from fixtures_bert import make_tiny_hf_checkpoint, make_tiny_savedmodel_encoder, tiny_vocab
+from fixtures_bert import (make_tiny_hf_checkpoint, make_tiny_savedmodel_encoder,
+                           make_tiny_tf1_hub_module, tiny_vocab)
 
 VOCAB = {t: i for i, t in enumerate(tiny_vocab())}
 SEQ_LEN = 24
@@ -206,20 +205,59 @@ def test_optimizer_choice_is_validated():
         class_weight_map({"c": 1.0}, ["a", "b"])
 
 
-def test_weights_h5_round_trip_for_both_encoder_formats(hf_dir, tmp_path):
+def test_weights_h5_round_trip_for_every_encoder_format(hf_dir, tmp_path):
+    """model_io rebuilds a classifier from model.json and loads weights.h5 into it."""
+    from components import model_io
     features, _ = tokenized_examples(4)
     x = {k: features[k] for k in ENCODER_INPUTS}
-    sm_dir = make_tiny_savedmodel_encoder(tmp_path / "sm")
-    for encoder in (hf_dir, sm_dir):
+    encoders = {"hf": ("hf", hf_dir),
+                "savedmodel": ("savedmodel", make_tiny_savedmodel_encoder(tmp_path / "sm")),
+                "tf1": ("hub_tf1", make_tiny_tf1_hub_module(tmp_path / "tf1")),
+                "tf1_reference_variables": ("hub_tf1", make_tiny_tf1_hub_module(
+                    tmp_path / "tf1ref", resource_variables=False))}
+    for label, (kind, encoder) in encoders.items():
+        spec = resolve_encoder(str(encoder))
+        assert spec.kind == kind, label
         options = BertModelOptions(encoder=str(encoder), seq_len=SEQ_LEN)
-        model = bert.build_bert_classifier(options, 2)
+        model = bert.build_bert_classifier(options, 2, encoder_spec=spec)
+        before = model(x).numpy()
         for v in model.trainable_variables:  # move away from the pretrained values
             v.assign(v + 0.01)
-        path = str(tmp_path / f"{os.path.basename(str(encoder))}.h5")
-        model.save_weights(path)
-        rebuilt = bert.build_bert_classifier(options, 2)
-        rebuilt.load_weights(path)
-        np.testing.assert_allclose(model(x).numpy(), rebuilt(x).numpy(), atol=1e-6)
+        moved = model(x).numpy()
+        assert np.abs(moved - before).max() > 1e-4, label
+        folder = str(tmp_path / f"model_{label}")
+        model_io.save_trained(folder, model, "bert", options, ["a", "b"], encoder=spec.to_dict())
+        rebuilt, info = model_io.load_trained(folder)
+        assert info["encoder"]["kind"] == spec.kind
+        np.testing.assert_allclose(rebuilt(x).numpy(), moved, atol=1e-6, err_msg=label)
+
+
+def test_tf1_module_fine_tunes_and_checkpoints(tmp_path):
+    """The TF1 layer under the real optimizer: encoder weights move, LayerNorm and biases are
+    excluded from weight decay by their TF1 names, and a checkpoint restores everything."""
+    keras.utils.set_random_seed(0)
+    module = make_tiny_tf1_hub_module(tmp_path / "tf1", seed=7)
+    hparams = BertHParams(learning_rate=1e-2, batch_size=16, epochs=5)
+    model = bert.build_bert_classifier(BertModelOptions(encoder=str(module), seq_len=SEQ_LEN), 2)
+    train = bert.bucketed_batches(tokenized_dataset(96, seed=1), hparams.batch_size, SEQ_LEN,
+                                  True, 0)
+    optimizer = bert.make_optimizer(hparams, bert.steps_per_epoch(96, 16) * hparams.epochs)
+    bert.compile_classifier(model, optimizer)
+    decayed = {v.name: optimizer._use_weight_decay(v) for v in model.trainable_variables}
+    assert decayed["encoder/bert/encoder/layer_0/attention/self/query/kernel:0"]
+    assert not decayed["encoder/bert/encoder/layer_0/attention/output/LayerNorm/gamma:0"]
+    assert not decayed["encoder/bert/pooler/dense/bias:0"]
+    table = model.get_layer("encoder").weights[0]
+    start = table.numpy().copy()
+    history = model.fit(train, epochs=hparams.epochs, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert np.abs(table.numpy() - start).max() > 0
+    test_x, test_y = tokenized_examples(64, seed=2)
+    accuracy = np.mean(model.predict({k: test_x[k] for k in ENCODER_INPUTS}, verbose=0)
+                       .argmax(1) == test_y)
+    assert accuracy >= 0.9, accuracy
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    checkpoint.restore(checkpoint.save(str(tmp_path / "ckpt"))).assert_consumed()
 
 
 def test_converted_classifier_converts_to_tflite_builtins_only(hf_dir):

@@ -16,8 +16,9 @@ from components import encoders
 from components.encoders import (ENCODER_INPUTS, EncoderSpec, build_encoder_layer,
                                  load_hf_checkpoint, read_safetensors, resolve_encoder)
 from components.errors import EncoderError
-from fixtures_bert import (make_fake_mobilebert_cache, make_tiny_hf_checkpoint,
-                           make_tiny_savedmodel_encoder, numpy_bert_forward, tiny_hf_config,
+from fixtures_bert import (make_mobilebert_tiny_tarball, make_tiny_hf_checkpoint,
+                           make_tiny_savedmodel_encoder, make_tiny_tf1_hub_module,
+                           numpy_bert_forward, serve_archive, tar_folder, tiny_hf_config,
                            tiny_hf_weights, tiny_vocab)
 
 
@@ -29,6 +30,17 @@ def hf_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def savedmodel_dir(tmp_path_factory):
     return make_tiny_savedmodel_encoder(tmp_path_factory.mktemp("enc") / "tiny_sm")
+
+
+@pytest.fixture(scope="module")
+def tf1_dir(tmp_path_factory):
+    return make_tiny_tf1_hub_module(tmp_path_factory.mktemp("enc") / "tiny_tf1")
+
+
+@pytest.fixture(scope="module")
+def tf1_archive(tf1_dir, tmp_path_factory):
+    """The module as TF Hub serves it compressed: its files at the archive's root."""
+    return tar_folder(tf1_dir, tmp_path_factory.mktemp("enc") / "module.tar.gz")
 
 
 def _inputs(vocab_size, seed=1):
@@ -186,15 +198,133 @@ def test_default_mobilebert_without_network_names_the_offline_option(monkeypatch
         message = str(err.value)
         assert "--bert-encoder minilm-l6" in message
         assert encoders.MOBILEBERT_URL in message
-    assert calls == [encoders.MOBILEBERT_URL] * 2
+    # Model Maker 0.2.1.4's module, asked for as TF Hub's compressed download.
+    assert calls == [encoders.MOBILEBERT_URL + "?tf-hub-format=compressed"] * 2
+    assert encoders.MOBILEBERT_URL == (
+        "https://tfhub.dev/google/mobilebert/uncased_L-24_H-128_B-512_A-4_F-4_OPT/1")
 
 
-def test_default_mobilebert_comes_from_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TEXTCLF_CACHE", make_fake_mobilebert_cache(tmp_path / "cache"))
-    monkeypatch.setattr(encoders, "_download", lambda *a, **k: pytest.fail("downloaded"))
+def _outputs_match_reference(layer, hidden_act="gelu", seed=0, atol=2e-5):
+    config = tiny_hf_config(len(tiny_vocab()), hidden_act=hidden_act)
+    x = _inputs(config["vocab_size"])
+    _assert_matches_reference(layer(x, training=False), config, tiny_hf_weights(config, seed), x,
+                              atol=atol)
+
+
+def test_mobilebert_alias_is_model_makers_tf1_hub_module(monkeypatch, tf1_archive):
+    calls = serve_archive(monkeypatch, tf1_archive, [])
     spec = resolve_encoder("MobileBERT")
-    assert (spec.kind, spec.name, spec.handle) == ("hub", "mobilebert", encoders.MOBILEBERT_URL)
-    assert os.path.exists(spec.vocab_path)
+    again = resolve_encoder("mobilebert")
+    assert calls == [encoders.hub_compressed_url(encoders.MOBILEBERT_URL)]  # then the cache
+    assert spec == again
+    assert (spec.kind, spec.name, spec.handle) == ("hub_tf1", "mobilebert", encoders.MOBILEBERT_URL)
+    assert (spec.signature, spec.tags, spec.train_tags) == ("tokens", [], ["train"])
+    assert spec.path.startswith(encoders.cache_root())
+    assert os.path.exists(os.path.join(spec.path, "tfhub_module.pb"))
+    # The vocabulary is the module's asset, named by its tokenization_info signature.
+    assert spec.vocab_path == os.path.join(spec.path, "assets", "vocab.txt") and spec.do_lower_case
+    assert encoders.default_learning_rate(spec) == 3e-5  # Model Maker's MobileBERT setting
+    _outputs_match_reference(build_encoder_layer(spec, 128, trainable=True), hidden_act="relu")
+
+
+def test_mobilebert_tiny_alias_is_the_tarball(tmp_path, monkeypatch):
+    archive = make_mobilebert_tiny_tarball(tmp_path / "mobilebert_tiny.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"mobilebert_tiny/keras_metadata.pb", "mobilebert_tiny/saved_model.pb",
+            "mobilebert_tiny/assets/vocab.txt"} <= names
+    assert any(n.startswith("mobilebert_tiny/variables/") for n in names)
+    calls = serve_archive(monkeypatch, archive, [])
+    spec = resolve_encoder("mobilebert_tiny")
+    assert calls == [encoders.MOBILEBERT_TINY_URL]
+    assert (spec.kind, spec.name, spec.handle) == ("savedmodel", "mobilebert_tiny",
+                                                   encoders.MOBILEBERT_TINY_URL)
+    assert os.path.exists(os.path.join(spec.path, "keras_metadata.pb"))  # root folder unpacked
+    assert spec.vocab_path == os.path.join(spec.path, "assets", "vocab.txt") and spec.do_lower_case
+    layer = build_encoder_layer(spec, 128, trainable=True)
+    assert layer.trainable_weights
+    _outputs_match_reference(layer)
+
+
+def test_any_tfhub_url_is_fetched_compressed_and_cached(monkeypatch, tf1_archive):
+    calls = serve_archive(monkeypatch, tf1_archive, [])
+    url = "https://tfhub.dev/someone/tiny_bert/2"
+    spec = resolve_encoder(url)
+    assert resolve_encoder(url) == spec
+    assert calls == [url + "?tf-hub-format=compressed"]
+    assert (spec.kind, spec.handle, spec.name) == ("hub_tf1", url, os.path.basename(spec.path))
+
+
+@pytest.mark.parametrize("resource_variables", [True, False], ids=["resource", "reference"])
+def test_tf1_hub_module_fine_tunes_like_a_keras_layer(tmp_path, resource_variables):
+    """Both variable kinds TF1 modules are saved with: reference output, live dropout in the
+    train graph, gradients for every variable, and no trainable weight when frozen."""
+    folder = make_tiny_tf1_hub_module(tmp_path / "m", resource_variables=resource_variables)
+    spec = resolve_encoder(folder)
+    assert (spec.kind, spec.signature, spec.pooling) == ("hub_tf1", "tokens", "cls")
+    layer = build_encoder_layer(spec, 128, trainable=True)
+    _outputs_match_reference(layer, hidden_act="relu")
+    names = sorted(w.name for w in layer.trainable_weights)
+    assert len(names) == 39 and "encoder/bert/embeddings/word_embeddings:0" in names
+    x = _inputs(len(tiny_vocab()))
+    inference = [layer(x)["pooled_output"].numpy() for _ in range(2)]
+    np.testing.assert_array_equal(*inference)
+    a, b = (layer(x, training=True)["pooled_output"].numpy() for _ in range(2))
+    assert not np.allclose(a, b)  # the module's train graph, with its dropout
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x, training=True)["pooled_output"] ** 2)
+    gradients = tape.gradient(loss, layer.trainable_weights)
+    assert all(g is not None for g in gradients)
+    frozen = build_encoder_layer(spec, 128, trainable=False)
+    assert not frozen.trainable_weights and len(frozen.weights) == 39
+
+
+def test_tf1_tokenization_comes_from_the_module(tmp_path):
+    # tokenization_info's do_lower_case wins over the (uncased-looking) vocabulary...
+    cased = resolve_encoder(make_tiny_tf1_hub_module(tmp_path / "cased", do_lower_case=False))
+    assert cased.do_lower_case is False
+    # ...and without that signature, assets/vocab.txt and its spelling decide.
+    folder = make_tiny_tf1_hub_module(tmp_path / "plain", tokenization_signature=False,
+                                      vocab_tokens=tiny_vocab() + ["Paris"])
+    plain = resolve_encoder(folder)
+    assert plain.vocab_path == os.path.join(folder, "assets", "vocab.txt")
+    assert plain.do_lower_case is False
+    with open(plain.vocab_path) as f:
+        assert f.read().split()[-1] == "Paris"
+
+
+def test_tf2_savedmodel_attributes_give_vocab_and_casing(tmp_path):
+    folder = make_tiny_savedmodel_encoder(tmp_path / "sm", do_lower_case=False)
+    spec = resolve_encoder(folder)
+    assert spec.kind == "savedmodel" and spec.do_lower_case is False  # the attribute, not a guess
+    assert spec.vocab_path == os.path.join(folder, "assets", "vocab.txt")
+
+
+def test_tf1_module_without_a_bert_signature_is_explained(tmp_path):
+    v1 = tf.compat.v1
+    folder = str(tmp_path / "notbert")
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 4], "x")
+        w = v1.get_variable("w", initializer=tf.ones([4, 2]))
+        info = v1.saved_model.utils.build_tensor_info
+        signature = v1.saved_model.signature_def_utils.build_signature_def(
+            {"x": info(x)}, {"logits": info(tf.matmul(x, w))})
+        builder = v1.saved_model.Builder(folder)
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            builder.add_meta_graph_and_variables(session, [], signature_def_map={"default": signature})
+        builder.save()
+    os.makedirs(os.path.join(folder, "assets"), exist_ok=True)
+    with open(os.path.join(folder, "assets", "vocab.txt"), "w") as f:
+        f.write("\n".join(tiny_vocab()))
+    with pytest.raises(EncoderError, match=r"default\(x\) -> logits"):
+        resolve_encoder(folder)
+
+
+def test_tf1_seq_len_is_checked_against_the_position_table(tf1_dir):
+    with pytest.raises(EncoderError, match="512 positions"):
+        build_encoder_layer(resolve_encoder(str(tf1_dir)), 513, True)
 
 
 def test_tarball_url_is_downloaded_once_and_unpacked(tmp_path, monkeypatch, savedmodel_dir):
@@ -212,7 +342,7 @@ def test_tarball_url_is_downloaded_once_and_unpacked(tmp_path, monkeypatch, save
     first = resolve_encoder(url)
     second = resolve_encoder(url)
     assert calls == [url]
-    assert first == second and first.kind == "hub" and first.handle == url
+    assert first == second and first.kind == "savedmodel" and first.handle == url
     assert os.path.exists(os.path.join(first.path, "saved_model.pb"))
 
 
@@ -271,9 +401,13 @@ def test_unknown_specs_and_too_long_seq_len(tmp_path, hf_dir):
         build_encoder_layer(EncoderSpec("onnx", hf_dir, "", True, "cls", "x"), 32, True)
 
 
-def test_spec_round_trips_through_a_dict(hf_dir):
-    spec = resolve_encoder(hf_dir)
-    assert EncoderSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+def test_spec_round_trips_through_a_dict(hf_dir, tf1_dir):
+    for spec in (resolve_encoder(hf_dir), resolve_encoder(str(tf1_dir))):
+        assert EncoderSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    # model.json files written before the TF1 kind existed said "hub" for a TF2 SavedModel.
+    old = {"kind": "hub", "path": hf_dir, "vocab_path": "", "do_lower_case": True,
+           "pooling": "cls", "name": "mobilebert", "handle": encoders.MOBILEBERT_TINY_URL}
+    assert EncoderSpec.from_dict(old).kind == "savedmodel"
 
 
 @pytest.mark.skipif(not encoders.importlib.util.find_spec(encoders.MINILM_PACKAGE),

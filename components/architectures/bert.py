@@ -43,8 +43,15 @@ class BertSpec(ArchitectureSpec):
         return {"encoder": self.encoder(options).to_dict()}
 
     def build_model(self, options, num_classes: int, info: Mapping[str, Any]):
+        """With the encoder model.json recorded while its folder is still here; otherwise (another
+        machine, a cleared cache) `options.encoder` is resolved again."""
+        import os
+
         from components.bert import build_bert_classifier
-        return build_bert_classifier(options, num_classes)
+        from components.encoders import EncoderSpec
+        recorded = info.get("encoder") or {}
+        spec = EncoderSpec.from_dict(recorded) if os.path.isdir(recorded.get("path", "")) else None
+        return build_bert_classifier(options, num_classes, encoder_spec=spec)
 
     def resolve_hparams(self, hparams, options, info, meta, steps_per_epoch) -> Resolved:
         if hparams.learning_rate:
