@@ -68,7 +68,9 @@ class Dataset:
     @classmethod
     def from_csv(cls, filename: str, csv_params: Optional[CSVParams] = None, shuffle: bool = True,
                  cache_dir: Optional[str] = None, num_shards: int = 1) -> "Dataset":
-        """Reads a delimited file (local path, gs:// or URL) with ingest's validating reader.
+        """Reads delimited text (a file, glob or folder; local, gs:// or a URL) with ingest's
+        validating reader, under the same `CSVParams` rules as the pipeline (tab-delimited files
+        are read without quoting unless `quotechar` says otherwise).
 
         `shuffle`, `cache_dir` and `num_shards` are Model Maker's and accepted so its calls run;
         rows stay in file order (training shuffles every epoch, `split` draws per label).
@@ -76,9 +78,13 @@ class Dataset:
         del shuffle, cache_dir, num_shards
         result = ingest.read_delimited(filename, csv_params or CSVParams())
         if result.bad_rows:
-            _LOG.warning("%s: skipped %d bad row(s), first at line %d: %s", filename,
-                         len(result.bad_rows), result.bad_rows[0].line, result.bad_rows[0].reason)
-        return cls([text for text, _ in result.rows], [label for _, label in result.rows])
+            first = result.bad_rows[0]
+            _LOG.warning("%s: skipped %d bad row(s), first at %s line %d: %s", filename,
+                         len(result.bad_rows), first.source, first.line, first.reason)
+        labels = [label for _, label in result.rows]
+        for group in ingest.labels_differing_only_by_case(sorted(set(labels))):
+            _LOG.warning("%s: labels %s differ only by case and are separate classes", filename, group)
+        return cls([text for text, _ in result.rows], labels)
 
     @property
     def size(self) -> int:
