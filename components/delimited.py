@@ -14,6 +14,7 @@ lines it swallowed are then read again as rows, so one stray quote costs one row
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import dataclasses
 import gzip
@@ -152,14 +153,21 @@ class _FileReader:
 
     # --- bytes to lines ---------------------------------------------------------------------
 
+    @contextlib.contextmanager
     def _open_binary(self):
+        """The file's bytes, gunzipped when they are gzip (by content, whatever the name)."""
         local = storage.resolve_input(self.uri)
-        raw = open(local, "rb")
-        magic = raw.read(2)
-        raw.seek(0)
-        if magic == _GZIP_MAGIC:
-            return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), buffer_size=1 << 20)
-        return raw
+        with open(local, "rb") as raw:
+            if raw.read(2) != _GZIP_MAGIC:
+                raw.seek(0)
+                yield raw
+                return
+            raw.seek(0)
+            with io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), buffer_size=1 << 20) as unzipped:
+                try:
+                    yield unzipped
+                except (OSError, EOFError) as error:  # a truncated or corrupt gzip stream
+                    raise InputFormatError(f"not a readable gzip file ({error})", path=self.uri) from error
 
     def _lines(self, binary) -> Iterator[str]:
         """Decoded lines with their endings; undecodable ones are decoded with replacement and
@@ -307,7 +315,8 @@ class _FileReader:
                                   "text_column/label_column", "header row")
 
     def rows(self) -> Iterator[Tuple[str, str, str, int]]:
-        """Yields (text, label, file, line) for each good row; reports the others."""
+        """Yields (text, label, file, line) for each good row; reports the others. Returns how
+        many it yielded."""
         with self._open_binary() as binary:
             lines = self._lines(binary)
             given = [n.strip() for n in self.params.fieldnames] if self.params.fieldnames else None
@@ -315,13 +324,13 @@ class _FileReader:
                 reader, source = self._reader_and_source(lines)
                 fieldnames, header_line = (given, 0) if given else self._header_quoted(reader, source)
                 if not fieldnames:
-                    return
-                yield from self._rows_quoted(reader, source, fieldnames, header_line, bool(given))
+                    return 0
+                return (yield from self._rows_quoted(reader, source, fieldnames, header_line, bool(given)))
             else:
                 fieldnames, header_line = (given, 0) if given else self._header_unquoted(lines)
                 if not fieldnames:
-                    return
-                yield from self._rows_unquoted(lines, fieldnames, header_line, bool(given))
+                    return 0
+                return (yield from self._rows_unquoted(lines, fieldnames, header_line, bool(given)))
 
     def _too_long(self, number: int, fields: List[str], fieldnames: List[str]) -> bool:
         for name, value in zip(fieldnames, fields):
@@ -338,6 +347,7 @@ class _FileReader:
         undecodable, reject = self.undecodable, self.reject
         first = header_line + 1 if given else -1
         number = header_line
+        kept = 0
         for line in lines:
             number += 1
             fields = line.rstrip("\r\n").split(delimiter)
@@ -364,7 +374,9 @@ class _FileReader:
                 continue
             if len(line) > MAX_FIELD_CHARS and self._too_long(number, fields, fieldnames):
                 continue
+            kept += 1
             yield text, label, uri, number
+        return kept
 
     def _looks_like_row(self, line: str, n: int, label_index: int) -> bool:
         fields = next(self._csv_reader([line], strict=False), [])
@@ -379,6 +391,7 @@ class _FileReader:
         n, uri, reject, known = len(fieldnames), self.uri, self.reject, self.known_labels
         undecodable = self.undecodable
         first = True
+        kept = 0
         while True:
             source.taken.clear()
             error = None
@@ -420,7 +433,9 @@ class _FileReader:
                 reject(number, label_column, "empty label", "empty label")
                 continue
             known.add(label)
+            kept += 1
             yield text, label, uri, number
+        return kept
 
     def _span_problem(self, record, error, taken, fieldnames, label_index) -> bool:
         """Judges a record that failed to parse or ran over several lines; True when it was
@@ -477,9 +492,7 @@ def iter_rows(uri: str, params: CSVParams, bad: BadRowLog, known_labels: Optiona
         if files is not None:
             files.append(path)
         reader = _FileReader(path, params, bad, known, only_file=len(paths) == 1)
-        for row in reader.rows():
-            count += 1
-            yield row
+        count += yield from reader.rows()
     if not count:
         raise InputFormatError("no usable rows (only a header, or every row was rejected)", path=uri)
 

@@ -115,11 +115,23 @@ class _Sink:
     def __init__(self, folders: Sequence[str]):
         self.writers = [SplitWriter(folder) for folder in folders]
         self.stats = SplitStats()
+        if len(self.writers) == 1:
+            self._write = self.writers[0].write_line
+        else:
+            self._write = self._write_all
+        self._hash, self._label = self.stats.hashes.append, self.stats.labels.append
+        self._chars, self._words = self.stats.chars, self.stats.words
 
-    def add(self, line: str, text_hash: int, label_id: int, chars: int, words: int) -> None:
+    def _write_all(self, line: str) -> None:
         for writer in self.writers:
             writer.write_line(line)
-        self.stats.add(text_hash, label_id, chars, words)
+
+    def add(self, line: str, text_hash: int, label_id: int, chars: int, words: int) -> None:
+        self._write(line)
+        self._hash(text_hash)
+        self._label(label_id)
+        self._chars[chars] += 1
+        self._words[words] += 1
 
     def close(self, label_names: Optional[Sequence[str]]) -> None:
         for writer in self.writers:
@@ -154,28 +166,27 @@ class _Ingest:
         self.tails.append(encode_label_tail(label))
         return self.ids[label]
 
+    def label_id(self, label: str) -> int:
+        label_id = self.ids.get(label)
+        return self._new_label(label) if label_id is None else label_id
+
     def rows(self, name: str, uri: str):
-        """(line, text hash, label id, chars, words, text, label, file, line number) per good row."""
-        files = self.files.setdefault(name, [])
-        ids, tails = self.ids, self.tails
-        for text, label, path, number in iter_rows(uri, self.params, self.bad, self.known_labels, files):
-            label_id = ids.get(label)
-            if label_id is None:
-                label_id = self._new_label(label)
-            yield ('{"text": ' + _encode_text(text) + tails[label_id], hash(text), label_id, len(text),
-                   len(text.split()), text, label, path, number)
+        """(text, label, file, line) of every good row of a source; its files are recorded."""
+        return iter_rows(uri, self.params, self.bad, self.known_labels, self.files.setdefault(name, []))
 
     def read_into(self, name: str, uri: str, sink: _Sink, train_labels: Optional[set] = None) -> Dict:
         """Streams a source into a sink; with `train_labels`, rows with other labels are held back
-        and returned as {label: (file, line, count)}."""
+        and returned as {label: [file, line, count]}."""
         unknown: Dict[str, list] = {}
-        add = sink.add
-        for line, text_hash, label_id, chars, words, _, label, path, number in self.rows(name, uri):
+        add, ids, tails = sink.add, self.ids, self.tails
+        for text, label, path, number in self.rows(name, uri):
             if train_labels is not None and label not in train_labels:
                 entry = unknown.setdefault(label, [path, number, 0])
                 entry[2] += 1
                 continue
-            add(line, text_hash, label_id, chars, words)
+            label_id = ids[label] if label in ids else self.label_id(label)
+            add('{"text": ' + _encode_text(text) + tails[label_id], hash(text), label_id, len(text),
+                len(text.split()))
         return unknown
 
 
@@ -222,6 +233,9 @@ class _Carver:
             self.train_counts[label_id] += 1
             self.sinks[0].add(line, text_hash, label_id, chars, words)
             return
+        self._route_held(line, text_hash, label_id, chars, words, unit, code)
+
+    def _route_held(self, line, text_hash, label_id, chars, words, unit, code) -> None:
         held = self.best.get(label_id)
         if held is None or unit > held[0]:
             self.best[label_id] = (unit, code, line, text_hash, chars, words)
@@ -246,30 +260,57 @@ class _Carver:
 
     def read(self, uri: str) -> None:
         run, seed, limit = self.run, self.seed, self.exact_max_rows
-        held = self._held
-        spill_write = self._spill.write
-        h_add, l_add, c_add, w_add, u_add = (held[k].append for k in ("hash", "label", "chars", "words", "unit"))
-        route = self._route_hash
+        ids, tails = run.ids, run.tails
         hashers: List = []
-        for line, text_hash, label_id, chars, words, text, label, _, _ in run.rows("train", uri):
+        exact_rows = self._read_exact(run.rows("train", uri), hashers, limit)
+        if exact_rows is None:
+            self.finish()
+            return
+        # above the switch: every further row goes straight to its split
+        train_from = self.bounds[-1]
+        add_train, held, train_counts = self.sinks[0].add, self._route_held, self.train_counts
+        code = self._code
+        for text, label, _, _ in exact_rows:
+            label_id = ids[label] if label in ids else run.label_id(label)
             if label_id >= len(hashers):
                 hashers.extend(_label_hasher(seed, name) for name in run.id_names[len(hashers):])
             hasher = hashers[label_id].copy()
             hasher.update(text.encode("utf-8", "surrogatepass"))
             unit = int.from_bytes(hasher.digest(), "big") / _TWO_TO_64
+            line = '{"text": ' + _encode_text(text) + tails[label_id]
             self.rows += 1
-            if self.method == "hash":
-                route(line, text_hash, label_id, chars, words, unit)
-                continue
-            spill_write(line)
-            h_add(text_hash)
+            if unit >= train_from:
+                train_counts[label_id] += 1
+                add_train(line, hash(text), label_id, len(text), len(text.split()))
+            else:
+                held(line, hash(text), label_id, len(text), len(text.split()), unit, code(unit))
+        self.finish()
+
+    def _read_exact(self, rows, hashers: List, limit: int):
+        """Spills rows until the source ends (returns None) or passes `limit` rows; then routes the
+        spilled rows by hash and returns the iterator to go on with."""
+        run, seed = self.run, self.seed
+        ids, tails = run.ids, run.tails
+        held = self._held
+        spill_write = self._spill.write
+        h_add, l_add, c_add, w_add, u_add = (held[k].append for k in ("hash", "label", "chars", "words", "unit"))
+        for text, label, _, _ in rows:
+            label_id = ids[label] if label in ids else run.label_id(label)
+            if label_id >= len(hashers):
+                hashers.extend(_label_hasher(seed, name) for name in run.id_names[len(hashers):])
+            hasher = hashers[label_id].copy()
+            hasher.update(text.encode("utf-8", "surrogatepass"))
+            spill_write('{"text": ' + _encode_text(text) + tails[label_id])
+            h_add(hash(text))
             l_add(label_id)
-            c_add(chars)
-            w_add(words)
-            u_add(unit)
+            c_add(len(text))
+            w_add(len(text.split()))
+            u_add(int.from_bytes(hasher.digest(), "big") / _TWO_TO_64)
+            self.rows += 1
             if self.rows > limit:
                 self._switch_to_hash()
-        self.finish()
+                return rows
+        return None
 
     def finish(self) -> None:
         if self.method == "exact":

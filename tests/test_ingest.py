@@ -406,6 +406,10 @@ def test_gzipped_inputs(tmp_path):
         f.write(b"sentence\tlabel\nok\t1\nbad \xff\t0\n")
     with pytest.raises(InputFormatError, match=r"b.tsv.gz, line 3: bytes not decodable"):
         read_delimited(str(bad), TSV)
+    whole = gzip.compress(b"sentence\tlabel\n" + b"good\t1\n" * 2000)
+    (tmp_path / "cut.tsv.gz").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(InputFormatError, match=r"cut.tsv.gz: not a readable gzip file"):
+        read_delimited(str(tmp_path / "cut.tsv.gz"), TSV)
 
 
 def test_split_keeps_every_class_in_training(tmp_path):
@@ -534,6 +538,10 @@ def test_hash_split_above_the_switch(tmp_path, monkeypatch):
     in_splits = [name for name, rows_ in first.items() if ("duplicate row", "pos") in rows_]
     assert len(in_splits) == 1 and first[in_splits[0]].count(("duplicate row", "pos")) == 20
     assert sum(len(v) for v in first.values()) == len(rows)
+    from components.ingest import hash_unit  # the documented rule: where the row's hash falls
+    assert all(hash_unit(5, label, text) < 0.2 for text, label in first["validation"])
+    assert all(0.2 <= hash_unit(5, label, text) < 0.3 for text, label in first["test"])
+    assert all(hash_unit(5, label, text) >= 0.3 for text, label in first["train"] if label != "rare")
     exact = ingest(write_text(tmp_path / "small.tsv", tsv(rows[:50])), csv_params=TSV, split_options=options)
     assert exact["split_method"]["method"] == "exact"  # at the switch, still exact
 
