@@ -93,7 +93,8 @@ def main(argv=None) -> int:
         result = run_measured(data, os.path.join(args.workdir, "out"))
         result["rows_per_s"] = round(args.rows / result["seconds"])
         runs.append(result)
-        print(f"run {repeat + 1}: {result['seconds']:.1f} s ({result['cpu_s']:.1f} s CPU), {result['rows_per_s']} rows/s, "
+        print(f"run {repeat + 1}: {result['seconds']:.1f} s ({result['cpu_s']:.1f} s CPU), "
+              f"{result['rows_per_s']} rows/s, "
               f"peak RSS {result['peak_rss_mb']:.0f} MB, splits {result['splits']}", flush=True)
     shutil.rmtree(os.path.join(args.workdir, "out"), ignore_errors=True)
     print(json.dumps({"rows": args.rows, "rows_per_s": round(statistics.median(r["rows_per_s"] for r in runs)),

@@ -205,19 +205,12 @@ class _Carver:
         self.rows = 0
         self.train_counts: Counter = Counter()
         self.best: Dict[int, tuple] = {}
-        self._spill_dir = tempfile.mkdtemp(prefix="ingest-spill-", dir=self._spill_parent())
+        # local temp space, not next to the outputs (on Vertex those are a GCS mount)
+        self._spill_dir = tempfile.mkdtemp(prefix="textclf-ingest-spill-")
         self._spill = open(os.path.join(self._spill_dir, "rows.jsonl"), "w", encoding="utf-8", newline="\n",
                            buffering=1 << 20)
         self._held = {"hash": array("q"), "label": array("i"), "chars": array("i"), "words": array("i"),
                       "unit": array("d")}
-
-    def _spill_parent(self) -> Optional[str]:
-        train_dir = self.run.output_dirs.get("train")
-        if train_dir:
-            parent = os.path.dirname(os.path.abspath(train_dir))
-            os.makedirs(parent, exist_ok=True)
-            return parent
-        return None
 
     def _code(self, unit: float) -> int:
         for code, bound in enumerate(self.bounds, start=1):

@@ -103,8 +103,7 @@ def build_profile(stats: Dict[str, SplitStats], label_names: Sequence[str], id_n
         _, duplicates, conflicting = summaries[id(split)]
         profile["splits"][name] = {
             "rows": split.rows,
-            "labels": {label: int(counts[position[label]]) if position[label] < len(counts) else 0
-                       for label in label_names},
+            "labels": {label: int(counts[position[label]]) for label in label_names},
             "text_chars": percentiles(split.chars),
             "text_words": percentiles(split.words),
             "duplicate_rows": duplicates,
@@ -162,6 +161,8 @@ def profile_markdown(profile: Dict) -> str:
     elif method.get("method") == "hash":
         lines.append(f"Split: by a stable hash of (seed, label, text), per label, of {method['rows']} rows "
                      f"(seed {method['seed']}; above {method['exact_max_rows']} rows the exact split is not used)")
+    elif method.get("method") == "files":
+        lines.append("Split: nothing carved; the splits come from the files given")
     shared = profile["texts_shared_between_splits"]
     lines.append("Texts present in more than one split: "
                  + (", ".join(f"{k}: {v}" for k, v in shared.items()) if shared else "none"))

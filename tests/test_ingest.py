@@ -301,6 +301,11 @@ def test_unclosed_quote_is_reported_not_merged(tmp_path):
     assert len(result.rows) == 40  # every other row is read
     assert [(b.line, b.kind) for b in result.bad_rows] == [(12, "unclosed quote")]
     assert result.rows[10] == ("after 0", "neg")
+    tab_text = _with_unclosed_quote().replace(",", "\t").replace("text\tlabel", "sentence\tlabel")
+    as_tsv = write_text(tmp_path / "u.tsv", tab_text)  # a TSV with quoting turned on: the same
+    quoted = CSVParams(delimiter="auto", text_column="sentence", quotechar='"', on_bad_rows="skip")
+    result = read_delimited(as_tsv, quoted)
+    assert len(result.rows) == 40 and [b.line for b in result.bad_rows] == [12]
     # a later stray quote that closes the field cleanly: still found (the rows it spans look like rows)
     text = _with_unclosed_quote(5) + 'and it closes here",neg\nlast,pos\n'
     result = read_delimited(write_text(tmp_path / "c.csv", text), CSVParams(on_bad_rows="skip"))
