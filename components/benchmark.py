@@ -274,9 +274,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="textclf benchmark",
                                      description="CPU latency of a .tflite text classifier (LiteRT).")
     parser.add_argument("model", help=".tflite file (ours or Model Maker's)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
+    def count(minimum):
+        def parse(text):
+            value = int(text)
+            if value < minimum:
+                raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            return value
+        return parse
+
+    parser.add_argument("--threads", type=count(1), default=1)
+    parser.add_argument("--runs", type=count(1), default=200)
+    parser.add_argument("--warmup", type=count(0), default=20)
     parser.add_argument("--examples", default=None,
                         help="tokenized split folder to time real examples (default: synthetic ids)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")

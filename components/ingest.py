@@ -1,266 +1,367 @@
-"""Ingest and split: read labelled delimited text, validate every row, split, profile.
+"""Ingest and split: read labelled delimited text, validate every row, split, profile, streaming.
 
-Every row is either kept, or reported: with `on_bad_rows="error"` the first bad row stops the
-step with its file, line and column; with `"skip"` it is counted and listed in the profile.
+Rows flow from the reader (`components.delimited`) straight into the split folders' shards, so
+memory holds a chunk of rows and a few bytes of statistics a row, not the data. Every row is kept
+or reported: with `on_bad_rows="error"` the first bad row stops the step with its file, line and
+column; with `"skip"` it is counted and listed in the profile.
+
+Splits carved out of the training source are stratified per label, and every class keeps at least
+one row in training. Up to `EXACT_SPLIT_MAX_ROWS` training rows the split is exact: each label's
+rows are shuffled with a seeded generator and cut by the fractions (the same rows, in the same
+order, for a seed; rows wait in a spill file, not in memory). Above it, each row goes to a split by
+a stable hash of (seed, label, text): reproducible, independent of row order and sharding, exact
+duplicates always land together, and each label's fractions hold in expectation.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
+import hashlib
 import json
 import os
 import random
+import shutil
+import tempfile
+from array import array
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from components import storage
+from components.labels import label_key, sorted_label_names
+from components.delimited import BadRow, BadRowLog, ReadResult, iter_rows, read_delimited  # noqa: F401
 from components.errors import InputFormatError, LabelError
-from components.options import AUTO, CSVParams, SplitOptions
-from components.split_io import write_split
+from components.options import CSVParams, SplitOptions
+from components.profile import SplitStats, build_profile, labels_differing_only_by_case, profile_markdown
+from components.split_io import SplitWriter, encode_label_tail
+from components.split_io import _encode_string as _encode_text
 
 SPLITS = ("train", "validation", "test")
 MAX_LISTED_BAD_ROWS = 50
+# Training sources up to this many rows get the exact seeded split; larger ones the hash split.
+EXACT_SPLIT_MAX_ROWS = 1_000_000
+_TWO_TO_64 = float(2 ** 64)
 
 
-@dataclasses.dataclass
-class BadRow:
-    source: str
-    line: int
-    column: Optional[str]
-    reason: str
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass
-class ReadResult:
-    source: str
-    rows: List[Tuple[str, str]]
-    bad_rows: List[BadRow]
-
-
-def _decode_lines(data: bytes, params: CSVParams, source: str, bad: List[BadRow]) -> str:
-    """Decodes line by line so an undecodable byte is reported with its line number."""
-    try:
-        return data.decode(params.encoding)
-    except UnicodeDecodeError:
-        pass
-    except LookupError as error:
-        raise InputFormatError(f"unknown encoding {params.encoding!r}", path=source) from error
-    kept = []
-    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
-        try:
-            kept.append(raw.decode(params.encoding))
-        except UnicodeDecodeError as error:
-            reason = (f"bytes not decodable as {params.encoding} at byte {error.start} of the line "
-                      f"({raw[error.start:error.start + 4]!r})")
-            if params.on_bad_rows == "error":
-                raise InputFormatError(reason + "; fix the file or pass the right encoding",
-                                       path=source, line=number) from error
-            bad.append(BadRow(source, number, None, reason))
-            kept.append("\n")  # a blank stand-in keeps the following line numbers true
-    return "".join(kept)
-
-
-def _label_key(label: str):
-    """Integer-looking labels sort numerically ('2' before '10'), others as strings."""
-    try:
-        return (0, int(label), label)
-    except ValueError:
-        return (1, 0, label)
-
-
-def _auto_text_column(fieldnames: List[str], label_column: str) -> str:
-    others = [name for name in fieldnames if name != label_column]
-    if len(others) == 1:
-        return others[0]
-    for name in ("text", "sentence"):
-        if name in others:
-            return name
-    return "text"  # not in the header: the missing-column error below lists what is there
-
-
-def sorted_label_names(labels) -> List[str]:
-    return sorted(set(labels), key=_label_key)
-
-
-def read_delimited(uri: str, params: CSVParams) -> ReadResult:
-    """Reads (text, label) rows from a path, gs:// object or URL (optionally a zip member)."""
-    local = storage.resolve_input(uri)
-    with open(local, "rb") as f:
-        data = f.read()
-    bad: List[BadRow] = []
-    if not data.strip():
-        raise InputFormatError("the file is empty", path=uri)
-    if data.startswith(b"\xef\xbb\xbf") and params.encoding.lower().replace("-", "") == "utf8":
-        data = data[3:]
-    text = _decode_lines(data, params, uri, bad)
-    delimiter = params.delimiter
-    if delimiter == AUTO:
-        delimiter = "\t" if uri.lower().endswith((".tsv", ".tab")) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                        quotechar=params.quotechar or None, quoting=csv.QUOTE_MINIMAL if params.quotechar
-                        else csv.QUOTE_NONE, strict=False)
-    header_line = 0
-    try:
-        if params.fieldnames:
-            fieldnames = list(params.fieldnames)
-        else:
-            fieldnames = next(reader)
-            header_line = reader.line_num
-    except StopIteration:
-        raise InputFormatError("the file is empty", path=uri)
-    except csv.Error as error:
-        raise InputFormatError(f"unreadable header: {error}", path=uri, line=1) from error
-    fieldnames = [name.strip() for name in fieldnames]
-    text_column = _auto_text_column(fieldnames, params.label_column) if params.text_column == AUTO \
-        else params.text_column
-    for column in (text_column, params.label_column):
-        if column not in fieldnames:
-            raise InputFormatError(
-                f"no column named {column!r}; the header has {fieldnames} "
-                f"(delimiter {delimiter!r}). Set text_column/label_column, or fieldnames for "
-                "a file without a header", path=uri, line=header_line or None, column=column)
-    text_index = fieldnames.index(text_column)
-    label_index = fieldnames.index(params.label_column)
-
-    def reject(line, column, reason):
-        if params.on_bad_rows == "error":
-            raise InputFormatError(reason + " (pass on_bad_rows='skip' to count and skip such rows)",
-                                   path=uri, line=line, column=column)
-        bad.append(BadRow(uri, line, column, reason))
-
-    rows: List[Tuple[str, str]] = []
-    start_line = header_line + 1
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            reject(reader.line_num, None, f"malformed row: {error}")
-            continue
-        line = start_line
-        start_line = reader.line_num + 1
-        if not record:
-            continue  # a blank line is not a row
-        if len(record) != len(fieldnames):
-            reject(line, None, f"expected {len(fieldnames)} fields, found {len(record)}")
-            continue
-        text_value, label_value = record[text_index], record[label_index].strip()
-        if not text_value.strip():
-            reject(line, text_column, "empty text")
-            continue
-        if not label_value:
-            reject(line, params.label_column, "empty label")
-            continue
-        rows.append((text_value, label_value))
-    if not rows:
-        raise InputFormatError("no usable rows (only a header, or every row was rejected)", path=uri)
-    return ReadResult(uri, rows, bad)
+def _exact_codes(label_ids: Sequence[int], id_names: Sequence[str], fractions: Sequence[float], seed: int,
+                 keep_one_in_rest: bool) -> bytearray:
+    """Split code per row (0 = the rest, i = the i-th fraction): each label's rows shuffled with
+    `Random(f"{seed}:{label}")` and cut by `round(fraction * rows)`. With `keep_one_in_rest`, a
+    label whose cuts would take all its rows gives them back (last cut first) until one is left."""
+    by_label: Dict[int, List[int]] = defaultdict(list)
+    for index, label_id in enumerate(label_ids):
+        by_label[label_id].append(index)
+    codes = bytearray(len(label_ids))
+    for label_id in sorted(by_label, key=lambda i: label_key(id_names[i])):
+        indices = by_label[label_id]
+        random.Random(f"{seed}:{id_names[label_id]}").shuffle(indices)
+        counts = [int(round(fraction * len(indices))) for fraction in fractions]
+        excess = sum(counts) - (len(indices) - 1) if keep_one_in_rest else 0
+        for j in reversed(range(len(counts))):
+            if excess <= 0:
+                break
+            cut = min(excess, counts[j])
+            counts[j] -= cut
+            excess -= cut
+        position = 0
+        for code, count in enumerate(counts, start=1):
+            for index in indices[position:position + count]:
+                codes[index] = code
+            position += count
+    return codes
 
 
 def stratified_split(rows: Sequence[Tuple[str, str]], fractions: Dict[str, float], seed: int
                      ) -> Dict[str, List[Tuple[str, str]]]:
-    """Splits per label so each split keeps the label mix; same seed ⇒ same result.
+    """Splits in-memory rows per label so each part keeps the label mix; same seed ⇒ same result.
 
-    `fractions` names the splits carved out; the remainder is 'train'. Rows keep their input
-    order inside each split, so output files are stable under the seed alone.
+    `fractions` names the parts carved out; the remainder is 'train'. Rows keep their input
+    order inside each part. (The API's `Dataset.split`; ingest streams the same algorithm.)
     """
-    by_label: Dict[str, List[int]] = defaultdict(list)
-    for index, (_, label) in enumerate(rows):
-        by_label[label].append(index)
-    assignment: Dict[int, str] = {}
-    for label in sorted(by_label, key=_label_key):
-        indices = list(by_label[label])
-        random.Random(f"{seed}:{label}").shuffle(indices)
-        position = 0
-        for name, fraction in fractions.items():
-            count = int(round(fraction * len(indices)))
-            for index in indices[position:position + count]:
-                assignment[index] = name
-            position += count
-    result: Dict[str, List[Tuple[str, str]]] = {"train": [], **{name: [] for name in fractions}}
-    for index, row in enumerate(rows):
-        result[assignment.get(index, "train")].append(row)
+    ids: Dict[str, int] = {}
+    label_ids = [ids.setdefault(label, len(ids)) for _, label in rows]
+    codes = _exact_codes(label_ids, list(ids), list(fractions.values()), seed, keep_one_in_rest=False)
+    names = ["train", *fractions]
+    result: Dict[str, List[Tuple[str, str]]] = {name: [] for name in names}
+    for code, row in zip(codes, rows):
+        result[names[code]].append(row)
     return result
 
 
-def _percentiles(values: List[int]) -> Dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-
-    def pick(q):
-        return float(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))])
-
-    return {"min": float(ordered[0]), "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99),
-            "max": float(ordered[-1]), "mean": round(sum(ordered) / len(ordered), 2)}
+def _label_hasher(seed: int, label: str):
+    return hashlib.blake2b((label + "\x1f").encode("utf-8", "surrogatepass"), digest_size=8,
+                           key=str(seed).encode())
 
 
-def profile_splits(splits: Dict[str, List[Tuple[str, str]]], sources: Dict[str, str],
-                   bad_rows: List[BadRow], label_names: List[str]) -> Dict:
-    profile: Dict = {"label_names": label_names, "sources": sources, "splits": {}}
-    seen_in: Dict[str, set] = defaultdict(set)
-    for name, rows in splits.items():
-        counts = Counter(label for _, label in rows)
-        texts = Counter(text for text, _ in rows)
-        conflicting = defaultdict(set)
-        for text, label in rows:
-            conflicting[text].add(label)
-        for text in texts:
-            seen_in[text].add(name)
-        profile["splits"][name] = {
-            "rows": len(rows),
-            "labels": {label: counts.get(label, 0) for label in label_names},
-            "text_chars": _percentiles([len(t) for t, _ in rows]),
-            "text_words": _percentiles([len(t.split()) for t, _ in rows]),
-            "duplicate_rows": sum(c - 1 for c in texts.values() if c > 1),
-            "duplicate_texts_with_conflicting_labels": sum(1 for v in conflicting.values() if len(v) > 1),
-        }
-    same_rows = {("test", "validation")} if splits.get("test") is splits.get("validation") else set()
-    overlap = Counter()
-    for names in seen_in.values():
-        for a in sorted(names):
-            for b in sorted(names):
-                if a < b and (a, b) not in same_rows:
-                    overlap[f"{a}/{b}"] += 1
-    profile["texts_shared_between_splits"] = dict(overlap)
-    reasons = Counter(row.reason.split(":")[0] for row in bad_rows)
-    profile["dropped_rows"] = {
-        "total": len(bad_rows),
-        "by_reason": dict(reasons),
-        "rows": [row.to_dict() for row in bad_rows[:MAX_LISTED_BAD_ROWS]],
-        "listed": min(len(bad_rows), MAX_LISTED_BAD_ROWS),
-    }
-    return profile
+def hash_unit(seed: int, label: str, text: str) -> float:
+    """A stable number in [0, 1) for a row, from BLAKE2b keyed by the seed over label and text:
+    where the hash split puts it."""
+    hasher = _label_hasher(seed, label)
+    hasher.update(text.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(hasher.digest(), "big") / _TWO_TO_64
 
 
-def profile_markdown(profile: Dict) -> str:
-    labels = profile["label_names"]
-    lines = ["# Data profile", "", "| split | rows | " + " | ".join(f"label {l}" for l in labels)
-             + " | median words | p99 words | duplicate rows |",
-             "|---|---|" + "---|" * len(labels) + "---|---|---|"]
-    for name, split in profile["splits"].items():
-        cells = [name, str(split["rows"])] + [str(split["labels"][l]) for l in labels]
-        words = split["text_words"]
-        cells += [f"{words.get('p50', 0):.0f}", f"{words.get('p99', 0):.0f}", str(split["duplicate_rows"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Sources: " + ", ".join(f"{k} = `{v}`" for k, v in profile["sources"].items())]
-    shared = profile["texts_shared_between_splits"]
-    lines.append("Texts present in more than one split: "
-                 + (", ".join(f"{k}: {v}" for k, v in shared.items()) if shared else "none"))
-    dropped = profile["dropped_rows"]
-    lines.append(f"Rows dropped: {dropped['total']}"
-                 + ("" if not dropped["total"] else " — " + ", ".join(
-                     f"{reason}: {count}" for reason, count in dropped["by_reason"].items())))
-    for row in dropped["rows"]:
-        where = f"{row['source']} line {row['line']}" + (f" column {row['column']}" if row["column"] else "")
-        lines.append(f"- {where}: {row['reason']}")
-    return "\n".join(lines) + "\n"
+class _Sink:
+    """One split's destination: the shards of its folder(s) and its statistics."""
+
+    def __init__(self, folders: Sequence[str]):
+        self.writers = [SplitWriter(folder) for folder in folders]
+        self.stats = SplitStats()
+        if len(self.writers) == 1:
+            self._write = self.writers[0].write_line
+        else:
+            self._write = self._write_all
+        self._hash, self._label = self.stats.hashes.append, self.stats.labels.append
+        self._chars, self._words = self.stats.chars, self.stats.words
+
+    def _write_all(self, line: str) -> None:
+        for writer in self.writers:
+            writer.write_line(line)
+
+    def add(self, line: str, text_hash: int, label_id: int, chars: int, words: int) -> None:
+        self._write(line)
+        self._hash(text_hash)
+        self._label(label_id)
+        self._chars[chars] += 1
+        self._words[words] += 1
+
+    def close(self, label_names: Optional[Sequence[str]]) -> None:
+        for writer in self.writers:
+            writer.close(label_names)
+
+
+class _Ingest:
+    """The state of one ingest run: label ids, sinks, bad rows, files read."""
+
+    def __init__(self, params: CSVParams, output_dirs: Dict[str, str]):
+        self.params = params
+        self.output_dirs = output_dirs
+        self.bad = BadRowLog(keep=MAX_LISTED_BAD_ROWS)
+        self.ids: Dict[str, int] = {}
+        self.id_names: List[str] = []
+        self.tails: List[str] = []
+        self.known_labels: set = set()
+        self.files: Dict[str, List[str]] = {}
+        self.sinks: Dict[str, _Sink] = {}
+
+    def sink(self, *names: str) -> _Sink:
+        """One sink written to the folders of `names` (validation serving as test: two folders)."""
+        folders = [self.output_dirs[name] for name in names if name in self.output_dirs]
+        sink = _Sink(folders)
+        for name in names:
+            self.sinks[name] = sink
+        return sink
+
+    def _new_label(self, label: str) -> int:
+        self.ids[label] = len(self.id_names)
+        self.id_names.append(label)
+        self.tails.append(encode_label_tail(label))
+        return self.ids[label]
+
+    def label_id(self, label: str) -> int:
+        label_id = self.ids.get(label)
+        return self._new_label(label) if label_id is None else label_id
+
+    def rows(self, name: str, uri: str):
+        """(text, label, file, line) of every good row of a source; its files are recorded."""
+        return iter_rows(uri, self.params, self.bad, self.known_labels, self.files.setdefault(name, []))
+
+    def read_into(self, name: str, uri: str, sink: _Sink, train_labels: Optional[set] = None) -> Dict:
+        """Streams a source into a sink; with `train_labels`, rows with other labels are held back
+        and returned as {label: [file, line, count]}."""
+        unknown: Dict[str, list] = {}
+        add, ids, tails = sink.add, self.ids, self.tails
+        for text, label, path, number in self.rows(name, uri):
+            if train_labels is not None and label not in train_labels:
+                entry = unknown.setdefault(label, [path, number, 0])
+                entry[2] += 1
+                continue
+            label_id = ids[label] if label in ids else self.label_id(label)
+            add('{"text": ' + _encode_text(text) + tails[label_id], hash(text), label_id, len(text),
+                len(text.split()))
+        return unknown
+
+
+class _Carver:
+    """Carves validation (and test) out of the training source while it streams."""
+
+    def __init__(self, run: _Ingest, fractions: Dict[str, float], seed: int, exact_max_rows: int):
+        self.run = run
+        self.names = list(fractions)
+        self.fractions = list(fractions.values())
+        self.seed = seed
+        self.exact_max_rows = exact_max_rows
+        self.sinks = [run.sink("train")] + [run.sink(name) for name in self.names]
+        self.bounds = [sum(self.fractions[:i + 1]) for i in range(len(self.fractions))]
+        self.method = "exact"
+        self.rows = 0
+        self.train_counts: Counter = Counter()
+        self.best: Dict[int, tuple] = {}
+        # local temp space, not next to the outputs (on Vertex those are a GCS mount)
+        self._spill_dir = tempfile.mkdtemp(prefix="textclf-ingest-spill-")
+        self._spill = open(os.path.join(self._spill_dir, "rows.jsonl"), "w", encoding="utf-8", newline="\n",
+                           buffering=1 << 20)
+        self._held = {"hash": array("q"), "label": array("i"), "chars": array("i"), "words": array("i"),
+                      "unit": array("d")}
+
+    def _code(self, unit: float) -> int:
+        for code, bound in enumerate(self.bounds, start=1):
+            if unit < bound:
+                return code
+        return 0
+
+    def _route_hash(self, line, text_hash, label_id, chars, words, unit) -> None:
+        """Hash split; each label's non-training row nearest to training waits (one per label) so
+        a label that gets no training row by hash can have that one instead."""
+        code = self._code(unit)
+        if code == 0:
+            self.train_counts[label_id] += 1
+            self.sinks[0].add(line, text_hash, label_id, chars, words)
+            return
+        self._route_held(line, text_hash, label_id, chars, words, unit, code)
+
+    def _route_held(self, line, text_hash, label_id, chars, words, unit, code) -> None:
+        held = self.best.get(label_id)
+        if held is None or unit > held[0]:
+            self.best[label_id] = (unit, code, line, text_hash, chars, words)
+            if held is None:
+                return
+            unit, code, line, text_hash, chars, words = held
+        self.sinks[code].add(line, text_hash, label_id, chars, words)
+
+    def _replay_spill(self):
+        self._spill.close()
+        held = self._held
+        with open(self._spill.name, encoding="utf-8", newline="\n") as f:
+            for i, line in enumerate(f):
+                yield i, line, held["hash"][i], held["label"][i], held["chars"][i], held["words"][i]
+
+    def _switch_to_hash(self) -> None:
+        units = self._held["unit"]
+        for i, line, text_hash, label_id, chars, words in self._replay_spill():
+            self._route_hash(line, text_hash, label_id, chars, words, units[i])
+        self._held = None
+        self.method = "hash"
+
+    def read(self, uri: str) -> None:
+        run, seed, limit = self.run, self.seed, self.exact_max_rows
+        ids, tails = run.ids, run.tails
+        hashers: List = []
+        exact_rows = self._read_exact(run.rows("train", uri), hashers, limit)
+        if exact_rows is None:
+            self.finish()
+            return
+        # above the switch: every further row goes straight to its split
+        train_from = self.bounds[-1]
+        add_train, held, train_counts = self.sinks[0].add, self._route_held, self.train_counts
+        code = self._code
+        for text, label, _, _ in exact_rows:
+            label_id = ids[label] if label in ids else run.label_id(label)
+            if label_id >= len(hashers):
+                hashers.extend(_label_hasher(seed, name) for name in run.id_names[len(hashers):])
+            hasher = hashers[label_id].copy()
+            hasher.update(text.encode("utf-8", "surrogatepass"))
+            unit = int.from_bytes(hasher.digest(), "big") / _TWO_TO_64
+            line = '{"text": ' + _encode_text(text) + tails[label_id]
+            self.rows += 1
+            if unit >= train_from:
+                train_counts[label_id] += 1
+                add_train(line, hash(text), label_id, len(text), len(text.split()))
+            else:
+                held(line, hash(text), label_id, len(text), len(text.split()), unit, code(unit))
+        self.finish()
+
+    def _read_exact(self, rows, hashers: List, limit: int):
+        """Spills rows until the source ends (returns None) or passes `limit` rows; then routes the
+        spilled rows by hash and returns the iterator to go on with."""
+        run, seed = self.run, self.seed
+        ids, tails = run.ids, run.tails
+        held = self._held
+        spill_write = self._spill.write
+        h_add, l_add, c_add, w_add, u_add = (held[k].append for k in ("hash", "label", "chars", "words", "unit"))
+        for text, label, _, _ in rows:
+            label_id = ids[label] if label in ids else run.label_id(label)
+            if label_id >= len(hashers):
+                hashers.extend(_label_hasher(seed, name) for name in run.id_names[len(hashers):])
+            hasher = hashers[label_id].copy()
+            hasher.update(text.encode("utf-8", "surrogatepass"))
+            spill_write('{"text": ' + _encode_text(text) + tails[label_id])
+            h_add(hash(text))
+            l_add(label_id)
+            c_add(len(text))
+            w_add(len(text.split()))
+            u_add(int.from_bytes(hasher.digest(), "big") / _TWO_TO_64)
+            self.rows += 1
+            if self.rows > limit:
+                self._switch_to_hash()
+                return rows
+        return None
+
+    def finish(self) -> None:
+        if self.method == "exact":
+            codes = _exact_codes(self._held["label"], self.run.id_names, self.fractions, self.seed,
+                                 keep_one_in_rest=True)
+            for i, line, text_hash, label_id, chars, words in self._replay_spill():
+                self.sinks[codes[i]].add(line, text_hash, label_id, chars, words)
+            self._held = None
+        else:
+            for label_id, (unit, code, line, text_hash, chars, words) in sorted(self.best.items()):
+                if not self.train_counts[label_id]:
+                    code = 0
+                self.sinks[code].add(line, text_hash, label_id, chars, words)
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+    def abort(self) -> None:
+        if not self._spill.closed:
+            self._spill.close()
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+
+def _plural(count: int, word: str) -> str:
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word}es" if word.endswith("s") else f"{count} {word}s"
+
+
+def _small_class_notes(stats: Dict[str, SplitStats], carved: Sequence[str], label_names: Sequence[str],
+                       id_names: Sequence[str]) -> List[str]:
+    """Classes a carved split has no row of, with their size: true advice, not a blame on the data."""
+    notes = []
+    train = stats["train"].label_counts(len(id_names))
+    position = {name: i for i, name in enumerate(id_names)}
+    for name in carved:
+        counts = stats[name].label_counts(len(id_names))
+        missing = [label for label in label_names if counts[position[label]] == 0]
+        if missing and stats[name].rows:
+            listed = ", ".join(f"{label!r} ({_plural(int(train[position[label]]), 'row')})" for label in missing[:20])
+            more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+            notes.append(f"the {name} split has no rows of {_plural(len(missing), 'class')}: {listed}{more}. "
+                         "Every class keeps at least one row in training, so these are too small to reach "
+                         f"the {name} split and its figures do not measure them; add rows for them, or give "
+                         f"a {name} file")
+    return notes
+
+
+def _rows_needed(fractions: Sequence[float], index: int, limit: int = 100_000) -> Optional[int]:
+    """The fewest rows a class needs for the exact split to give the `index`-th carved split one."""
+    for rows in range(1, limit):
+        codes = _exact_codes([0] * rows, ["x"], fractions, 0, keep_one_in_rest=True)
+        if index + 1 in codes:
+            return rows
+    return None
+
+
+def _empty_split_error(name: str, fractions: Dict[str, float], stats: SplitStats,
+                       id_names: Sequence[str]) -> LabelError:
+    option, fraction = f"{name}_fraction", fractions[name]
+    if fraction == 0:
+        return LabelError(f"the {name} split is empty: {option} is 0; give a {name} file or a fraction above 0")
+    counts = stats.label_counts(len(id_names))
+    largest = int(counts.max()) if len(counts) else 0
+    needed = _rows_needed(list(fractions.values()), list(fractions).index(name))
+    need = f"; with these fractions a class needs {_plural(needed, 'row')} to give it one" if needed else ""
+    given = ", ".join(f"{split}_fraction {value}" for split, value in fractions.items())
+    return LabelError(
+        f"the {name} split is empty: with {given}, no class is large enough to give it a row once every "
+        f"class keeps one in training ({_plural(len(counts), 'class')}, the largest with "
+        f"{_plural(largest, 'row')}{need}). Give a {name} file, add rows, or raise {option}")
 
 
 def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVParams | None = None,
@@ -270,60 +371,69 @@ def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVPara
 
     Splits missing as files are made: no validation file ⇒ carved from train; no test file ⇒
     the validation file serves as test (Model Maker's guide evaluates on its validation set),
-    or, with neither, carved from train too. The profile records which applied.
+    or, with neither, carved from train too. Each source may be a file, a glob or a folder, local
+    or gs://. The profile records which applied.
     """
     params = csv_params or CSVParams()
     split_options = split_options or SplitOptions()
     if not train:
         raise InputFormatError("a training source is required")
-    read = {"train": read_delimited(train, params)}
-    if validation:
-        read["validation"] = read_delimited(validation, params)
-    if test:
-        read["test"] = read_delimited(test, params)
-
-    carve = {}
+    run = _Ingest(params, dict(output_dirs or {}))
+    carve: Dict[str, float] = {}
     if not validation:
         carve["validation"] = split_options.validation_fraction
     if not test and not validation:
         carve["test"] = split_options.test_fraction
-    splits = stratified_split(read["train"].rows, carve, split_options.seed) if carve \
-        else {"train": list(read["train"].rows)}
-    sources = {"train": train}
-    for name in ("validation", "test"):
-        if name in read:
-            splits[name] = list(read[name].rows)
-            sources[name] = read[name].source
-        elif name in carve:
-            sources[name] = f"{carve[name]:.0%} of train (stratified, seed {split_options.seed})"
-    if "test" not in splits:
-        splits["test"] = splits["validation"]
-        sources["test"] = "the validation split (no test file given)"
 
-    label_names = sorted_label_names(label for _, label in splits["train"])
+    sources = {"train": train}
+    if carve:
+        carver = _Carver(run, carve, split_options.seed, EXACT_SPLIT_MAX_ROWS)
+        try:
+            carver.read(train)
+        except BaseException:
+            carver.abort()
+            raise
+        split_method = {"method": carver.method, "rows": carver.rows, "seed": split_options.seed,
+                        "exact_max_rows": EXACT_SPLIT_MAX_ROWS, "fractions": dict(carve)}
+        for name, fraction in carve.items():
+            sources[name] = f"{fraction:.0%} of train (stratified, seed {split_options.seed})"
+    else:
+        run.read_into("train", train, run.sink("train"))
+        split_method = {"method": "files"}
+    train_stats = run.sinks["train"].stats
+    train_counts = train_stats.label_counts(len(run.id_names))
+    train_labels = {run.id_names[i] for i, count in enumerate(train_counts) if count}
+    label_names = sorted_label_names(train_labels)
     if len(label_names) < 2:
         raise LabelError(f"{train}: the training split has {len(label_names)} class(es) "
                          f"({label_names}); a classifier needs at least two")
-    known = set(label_names)
-    for name in ("validation", "test"):
-        unknown = sorted_label_names(label for _, label in splits[name] if label not in known)
-        if unknown:
-            line_hint = ""
-            if name in read:
-                first = next(i for i, (_, l) in enumerate(read[name].rows) if l == unknown[0])
-                line_hint = f" (first at data row {first + 1})"
-            raise LabelError(f"{sources[name]}: label(s) {unknown} in the {name} split do not occur in "
-                             f"the training split {label_names}{line_hint}; a model cannot learn them")
-    for name in ("validation", "test"):
-        if not splits[name]:
-            raise LabelError(f"the {name} split is empty ({sources[name]}); give a file or a larger fraction")
+    for name, fraction in carve.items():
+        if not run.sinks[name].stats.rows:
+            raise _empty_split_error(name, carve, train_stats, run.id_names)
 
-    bad_rows = [row for result in read.values() for row in result.bad_rows]
-    profile = profile_splits({n: splits[n] for n in SPLITS}, sources, bad_rows, label_names)
-    if output_dirs:
-        for name in SPLITS:
-            if name in output_dirs:
-                write_split(output_dirs[name], splits[name], label_names)
+    for name, uri in (("validation", validation), ("test", test)):
+        if not uri:
+            continue
+        sink = run.sink(name, "test") if name == "validation" and not test else run.sink(name)
+        unknown = run.read_into(name, uri, sink, train_labels)
+        if unknown:
+            first_label = sorted(unknown, key=lambda label: (unknown[label][0], unknown[label][1]))[0]
+            path, number, count = unknown[first_label]
+            others = sorted_label_names(set(unknown) - {first_label})
+            raise LabelError(
+                f"{path}, line {number}: label {first_label!r} ({_plural(count, 'row')}) in the {name} split does "
+                f"not occur in the training split {label_names}"
+                + (f"; nor do {others}" if others else "")
+                + "; a model cannot learn them. Fix the labels, or add training rows for them")
+        sources[name] = uri
+    if validation and not test:
+        sources["test"] = "the validation split (no test file given)"
+
+    for sink in {id(s): s for s in run.sinks.values()}.values():
+        sink.close(label_names)
+    stats = {name: run.sinks[name].stats for name in SPLITS}
+    notes = _small_class_notes(stats, list(carve), label_names, run.id_names)
+    profile = build_profile(stats, label_names, run.id_names, sources, run.files, run.bad, split_method, notes)
     if profile_dir:
         os.makedirs(profile_dir, exist_ok=True)
         with open(os.path.join(profile_dir, "profile.json"), "w", encoding="utf-8") as f:
@@ -331,3 +441,8 @@ def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVPara
         with open(os.path.join(profile_dir, "profile.md"), "w", encoding="utf-8") as f:
             f.write(profile_markdown(profile))
     return profile
+
+
+__all__ = ["BadRow", "EXACT_SPLIT_MAX_ROWS", "ReadResult", "SPLITS", "hash_unit", "ingest",
+           "labels_differing_only_by_case", "profile_markdown", "read_delimited", "sorted_label_names",
+           "stratified_split"]

@@ -45,9 +45,9 @@ def parse(data: bytes, source: str = LABELS_FILE) -> List[str]:
     return names
 
 
-def write(folder: str, label_names: Sequence[str]) -> str:
-    """Writes `folder/labels.txt`; returns its path."""
-    path = storage.join(folder, LABELS_FILE)
+def write(folder: str, label_names: Sequence[str], file_name: str = LABELS_FILE) -> str:
+    """Writes `folder/labels.txt` (or `file_name`); returns its path."""
+    path = storage.join(folder, file_name)
     storage.write_bytes(path, to_bytes(label_names))
     return path
 

@@ -57,34 +57,73 @@ class _JsonOptions:
 AUTO = "auto"
 
 
+NO_QUOTING_SPELLINGS = (None, "", "none", "None", "NONE")
+TAB_EXTENSIONS = (".tsv", ".tab")
+
+
+def _without_gz(name: str) -> str:
+    lowered = name.lower()
+    return lowered[:-3] if lowered.endswith(".gz") else lowered
+
+
 @dataclasses.dataclass
 class CSVParams(_JsonOptions):
     """How to read a delimited file (Model Maker's `CSVParams`, plus encoding and bad-row policy).
 
-    `delimiter="auto"` picks a tab for `.tsv`/`.tab` files and a comma otherwise;
+    `delimiter="auto"` picks a tab for `.tsv`/`.tab` files (also gzipped) and a comma otherwise;
     `text_column="auto"` picks the header's only column besides the label column, else a column
     named `text` or `sentence`.
+
+    `quotechar="auto"` (the default) reads tab-delimited files without quoting, as GLUE and most
+    TSV writers produce them, and other files with `"` quoting (Model Maker's default was `"` for
+    every file). `None`, `""` and `"none"` all mean no quoting and are stored as `""`, the form
+    that travels as a pipeline parameter.
     """
 
     text_column: str = "text"
     label_column: str = "label"
     fieldnames: Optional[List[str]] = None
     delimiter: str = ","
-    quotechar: str = '"'
+    quotechar: Optional[str] = AUTO
     encoding: str = "utf-8"
     on_bad_rows: str = "error"
 
     def __post_init__(self):
         if self.delimiter in ("\\t", "tab", "TAB"):
             self.delimiter = "\t"
-        if self.delimiter != AUTO and len(self.delimiter) != 1:
-            raise ConfigError(f"delimiter must be one character, got {self.delimiter!r}")
-        if self.quotechar is not None and len(self.quotechar) != 1:
-            raise ConfigError(f"quotechar must be one character, got {self.quotechar!r}")
+        if not isinstance(self.delimiter, str) or (self.delimiter != AUTO and len(self.delimiter) != 1):
+            raise ConfigError(f"delimiter must be one character (or 'auto'), got {self.delimiter!r}")
+        if self.delimiter in ("\n", "\r"):
+            raise ConfigError("delimiter must not be a line break")
+        if self.quotechar in NO_QUOTING_SPELLINGS:
+            self.quotechar = ""
+        if not isinstance(self.quotechar, str) or (self.quotechar not in (AUTO, "") and len(self.quotechar) != 1):
+            raise ConfigError(f"quotechar must be one character, 'auto', or 'none'/'' for no quoting; "
+                              f"got {self.quotechar!r}")
+        if self.quotechar not in ("", AUTO) and self.quotechar == self.delimiter:
+            raise ConfigError(f"quotechar and delimiter must differ, both are {self.delimiter!r}")
+        if self.fieldnames is not None:
+            if isinstance(self.fieldnames, str):
+                self.fieldnames = [name.strip() for name in self.fieldnames.split(",")]
+            self.fieldnames = [str(name) for name in self.fieldnames]
+            if not self.fieldnames or not all(name.strip() for name in self.fieldnames):
+                raise ConfigError(f"fieldnames must be non-empty column names, got {self.fieldnames!r}")
         if self.on_bad_rows not in ("error", "skip"):
             raise ConfigError(f"on_bad_rows must be 'error' or 'skip', got {self.on_bad_rows!r}")
         if self.text_column == self.label_column and self.text_column != AUTO:
             raise ConfigError("text_column and label_column must differ")
+
+    def delimiter_for(self, filename: str) -> str:
+        """The delimiter used for `filename`: the given one, or by extension for "auto"."""
+        if self.delimiter != AUTO:
+            return self.delimiter
+        return "\t" if _without_gz(filename).endswith(TAB_EXTENSIONS) else ","
+
+    def quotechar_for(self, filename: str) -> str:
+        """The quote character used for `filename`; "" means no quoting."""
+        if self.quotechar != AUTO:
+            return self.quotechar
+        return "" if self.delimiter_for(filename) == "\t" else '"'
 
 
 @dataclasses.dataclass

@@ -10,51 +10,99 @@ from __future__ import annotations
 import glob
 import json
 import os
-from typing import Iterable, Iterator, List, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from components import labels
 from components.errors import DataSourceError, InputFormatError, LabelError
 
-LABELS_FILE = "labels.txt"
+LABELS_FILE = labels.LABELS_FILE
 SHARD_PATTERN = "examples-*.jsonl"
 
+EXAMPLES_PER_SHARD = 100_000
 
-def write_labels(path: str, label_names: Sequence[str]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for name in label_names:
-            f.write(f"{name}\n")
+try:  # the C encoder json.dumps(..., ensure_ascii=False) uses for strings
+    from json.encoder import c_encode_basestring as _encode_string
+except ImportError:  # pragma: no cover (a Python without the _json accelerator)
+    from json.encoder import py_encode_basestring as _encode_string
 
 
-def read_labels(path: str) -> List[str]:
-    if not os.path.exists(path):
-        raise DataSourceError(f"{path}: label file not found")
-    with open(path, encoding="utf-8") as f:
-        names = [line.rstrip("\n") for line in f if line.rstrip("\n")]
-    if len(names) < 2:
-        raise LabelError(f"{path}: needs at least two label names, found {len(names)}")
-    return names
+def encode_label_tail(label: str) -> str:
+    """The end of an example line for `label`, computed once per label by streaming writers."""
+    return ', "label": ' + _encode_string(label) + "}\n"
+
+
+def encode_example(text: str, label: str) -> str:
+    """One shard line, byte for byte what `json.dumps({"text": ..., "label": ...}, ensure_ascii=False)`
+    writes, plus the newline."""
+    return '{"text": ' + _encode_string(text) + encode_label_tail(label)
+
+
+class SplitWriter:
+    """Streams example lines into a split folder's shards; `labels.txt` is written by `close`.
+
+    Shards left in the folder by an earlier write are removed first, so the folder holds exactly
+    what this writer wrote.
+    """
+
+    def __init__(self, folder: str, examples_per_shard: int = EXAMPLES_PER_SHARD):
+        self.folder = folder
+        self.examples_per_shard = examples_per_shard
+        os.makedirs(folder, exist_ok=True)
+        for stale in glob.glob(os.path.join(folder, SHARD_PATTERN)):
+            os.remove(stale)
+        self._shard = 0
+        self._in_shard = examples_per_shard
+        self._out = None
+
+    @property
+    def count(self) -> int:
+        return 0 if self._out is None else (self._shard - 1) * self.examples_per_shard + self._in_shard
+
+    def write_line(self, line: str) -> None:
+        """Writes one line made by `encode_example` (or `encode_label_tail`)."""
+        if self._in_shard == self.examples_per_shard:
+            self._next_shard()
+        self._out.write(line)
+        self._in_shard += 1
+
+    def write(self, text: str, label: str) -> None:
+        self.write_line(encode_example(text, label))
+
+    def _next_shard(self) -> None:
+        if self._out is not None:
+            self._out.close()
+        self._out = open(os.path.join(self.folder, f"examples-{self._shard:05d}.jsonl"), "w",
+                         encoding="utf-8", newline="\n", buffering=1 << 20)
+        self._shard += 1
+        self._in_shard = 0
+
+    def close(self, label_names: Optional[Sequence[str]] = None) -> int:
+        """Finishes the shards (an empty split gets one empty shard); returns the rows written."""
+        count = self.count
+        if self._out is None:
+            open(os.path.join(self.folder, "examples-00000.jsonl"), "w").close()
+        else:
+            self._out.close()
+        if label_names is not None:
+            labels.write(self.folder, label_names)
+        return count
+
+    def abort(self) -> None:
+        if self._out is not None:
+            self._out.close()
 
 
 def write_split(folder: str, examples: Iterable[Tuple[str, str]], label_names: Sequence[str],
-                examples_per_shard: int = 100_000) -> int:
+                examples_per_shard: int = EXAMPLES_PER_SHARD) -> int:
     """Writes (text, label_name) pairs; returns how many were written."""
-    os.makedirs(folder, exist_ok=True)
-    write_labels(os.path.join(folder, LABELS_FILE), label_names)
-    count, shard, out = 0, 0, None
+    writer = SplitWriter(folder, examples_per_shard)
     try:
         for text, label in examples:
-            if out is None or count % examples_per_shard == 0:
-                if out is not None:
-                    out.close()
-                out = open(os.path.join(folder, f"examples-{shard:05d}.jsonl"), "w", encoding="utf-8")
-                shard += 1
-            out.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
-            count += 1
-    finally:
-        if out is not None:
-            out.close()
-    if count == 0:
-        open(os.path.join(folder, "examples-00000.jsonl"), "w").close()
-    return count
+            writer.write(text, label)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close(label_names)
 
 
 def parse_record(line: str, path: str, number: int) -> Tuple[str, str]:
@@ -86,12 +134,12 @@ def iter_split(folder: str) -> Iterator[Tuple[str, str]]:
 
 def read_split(folder: str) -> Tuple[List[str], List[int], List[str]]:
     """Returns texts, label ids (index into labels.txt) and label names."""
-    label_names = read_labels(os.path.join(folder, LABELS_FILE))
+    label_names = labels.read(folder)
     index = {name: i for i, name in enumerate(label_names)}
-    texts, labels = [], []
+    texts, label_ids = [], []
     for text, label in iter_split(folder):
         if label not in index:
             raise LabelError(f"{folder}: label {label!r} is not among the training labels {label_names}")
         texts.append(text)
-        labels.append(index[label])
-    return texts, labels, label_names
+        label_ids.append(index[label])
+    return texts, label_ids, label_names

@@ -8,9 +8,11 @@ works on plain local paths. A `#member` suffix picks a file inside a zip, as in
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -35,11 +37,32 @@ def is_url(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def _is_zip_name(base: str) -> bool:
+    return base.lower().endswith(".zip")
+
+
 def split_member(uri: str) -> Tuple[str, str]:
-    """'archive.zip#dir/file.tsv' -> ('archive.zip', 'dir/file.tsv'); no '#' -> (uri, '')."""
-    if "#" in uri:
+    """'archive.zip#dir/file.tsv' -> ('archive.zip', 'dir/file.tsv'); no member -> (uri, '').
+
+    A '#' only separates a zip member when what precedes it names a zip (by its `.zip` name, or
+    for a local file by its content) or in a URL (where '#' never reaches the server). So a local
+    file or gs:// object whose name holds '#' (`hash#name.tsv`) is read as itself.
+    """
+    if "#" not in uri:
+        return uri, ""
+    if is_url(uri):
         base, member = uri.split("#", 1)
         return base, member
+    local = not is_gcs(uri)
+    if local and os.path.isfile(os.path.expanduser(uri)):
+        return uri, ""
+    position = uri.find("#")
+    while position != -1:
+        base = uri[:position]
+        if _is_zip_name(base) or (local and os.path.isfile(os.path.expanduser(base))
+                                  and zipfile.is_zipfile(os.path.expanduser(base))):
+            return base, uri[position + 1:]
+        position = uri.find("#", position + 1)
     return uri, ""
 
 
@@ -68,14 +91,19 @@ def _hashed_name(text: str) -> str:
 
 def _download_gcs(uri: str, destination: str) -> None:
     bucket_name, name = parse_gcs(uri)
+    if not name or name.endswith("/"):
+        raise DataSourceError(f"{uri}: names a folder, not an object; pass the folder itself as the "
+                              "input (every object under it is read) or one object")
+    partial = destination + ".partial"
     try:
         blob = gcs_client().bucket(bucket_name).blob(name)
         os.makedirs(os.path.dirname(destination), exist_ok=True)
-        blob.download_to_filename(destination)
+        blob.download_to_filename(partial)
     except Exception as error:  # the client raises many types; all mean "could not read it"
-        if os.path.exists(destination):
-            os.remove(destination)
+        if os.path.isfile(partial):
+            os.remove(partial)
         raise DataSourceError(f"{uri}: could not download from Google Cloud Storage: {error}") from error
+    os.replace(partial, destination)
 
 
 def _download_url(uri: str, destination: str) -> None:
@@ -109,7 +137,8 @@ def fetch(uri: str) -> str:
     if not os.path.exists(path):
         raise DataSourceError(f"{uri}: file not found")
     if os.path.isdir(path):
-        raise DataSourceError(f"{uri}: is a folder; pass a delimited file (or a zip with '#member')")
+        raise DataSourceError(f"{uri}: is a folder; pass it as an input (every file in it is read), "
+                              "a delimited file, or a zip with '#member'")
     return path
 
 
@@ -164,6 +193,115 @@ def _data_files(folder: str) -> List[str]:
                 continue
             found.append(os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"))
     return sorted(f for f in found if not f.startswith("__MACOSX/"))
+
+
+GLOB_CHARACTERS = "*?["
+
+
+def has_glob(uri: str) -> bool:
+    return any(c in split_member(uri)[0] for c in GLOB_CHARACTERS)
+
+
+def _skipped_in_folder(name: str) -> bool:
+    """Hidden files and Hadoop/Beam markers (`_SUCCESS`, `.crc`) are not data shards."""
+    base = posixpath.basename(name)
+    return not base or base.startswith((".", "_")) or base.endswith(".crc")
+
+
+def _glob_regex(pattern: str) -> "re.Pattern":
+    """gsutil-style wildcards: `*` and `?` stay inside one folder level, `**` crosses levels."""
+    parts, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            parts.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            parts.append("[^/]*")
+        elif c == "?":
+            parts.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                parts.append(re.escape(c))
+            else:
+                body = pattern[i + 1:end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                parts.append(f"[{body}]")
+                i = end
+        else:
+            parts.append(re.escape(c))
+        i += 1
+    return re.compile("".join(parts) + r"\Z")
+
+
+def _gcs_names(bucket_name: str, prefix: str) -> List[str]:
+    try:
+        return sorted(blob.name for blob in gcs_client().list_blobs(bucket_name, prefix=prefix))
+    except Exception as error:  # the client raises many types; all mean "could not list it"
+        raise DataSourceError(f"gs://{bucket_name}/{prefix}: could not list Google Cloud Storage: "
+                              f"{error}") from error
+
+
+def _expand_gcs(uri: str) -> List[str]:
+    bucket_name, name = parse_gcs(uri)
+    if has_glob(uri):
+        cut = min(name.find(c) for c in GLOB_CHARACTERS if c in name)
+        pattern = _glob_regex(name)
+        names = [n for n in _gcs_names(bucket_name, name[:cut]) if pattern.match(n) and not n.endswith("/")]
+    elif not name or name.endswith("/"):
+        prefix = name
+        names = [n for n in _gcs_names(bucket_name, prefix)
+                 if not n.endswith("/") and not _skipped_in_folder(n[len(prefix):])]
+    else:
+        try:
+            exists = gcs_client().bucket(bucket_name).blob(name).exists()
+        except Exception:  # unreachable or forbidden: the download reports it with its reason
+            exists = True
+        if exists:
+            return [uri]
+        prefix = name + "/"  # `gs://bucket/folder` without the slash
+        names = [n for n in _gcs_names(bucket_name, prefix)
+                 if not n.endswith("/") and not _skipped_in_folder(n[len(prefix):])]
+        if not names:
+            return [uri]  # the download names the missing object
+    return [f"gs://{bucket_name}/{n}" for n in names]
+
+
+def _expand_local(uri: str) -> List[str]:
+    path = os.path.expanduser(uri)
+    if has_glob(uri) and not os.path.exists(path):
+        return sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+    if os.path.isdir(path):
+        found = []
+        for root, folders, files in os.walk(path):
+            folders[:] = sorted(f for f in folders if not _skipped_in_folder(f))
+            found.extend(os.path.join(root, f) for f in files if not _skipped_in_folder(f))
+        return sorted(found)
+    return [uri]
+
+
+def expand_inputs(uri: str) -> List[str]:
+    """The files an input names: itself, every file a glob matches, or every file in a folder.
+
+    Works for local paths and gs:// (`gs://bucket/train-*.csv`, `gs://bucket/folder/`); URLs and
+    `ZIP#member` name one file. Shards come back sorted by name, so row order is stable.
+    """
+    if is_url(uri):
+        return [uri]
+    base, member = split_member(uri)
+    if member:
+        return [uri]
+    if is_gcs(uri):
+        found = _expand_gcs(uri)
+    else:
+        found = _expand_local(uri)
+    if not found:
+        what = "matches no files" if has_glob(uri) else "holds no data files (hidden and '_' files are skipped)"
+        raise DataSourceError(f"{uri}: {what}")
+    return found
 
 
 def resolve_input(uri: str) -> str:

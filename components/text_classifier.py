@@ -69,7 +69,9 @@ class Dataset:
     @classmethod
     def from_csv(cls, filename: str, csv_params: Optional[CSVParams] = None, shuffle: bool = True,
                  cache_dir: Optional[str] = None, num_shards: int = 1) -> "Dataset":
-        """Reads a delimited file (local path, gs:// or URL) with ingest's validating reader.
+        """Reads delimited text (a file, glob or folder; local, gs:// or a URL) with ingest's
+        validating reader, under the same `CSVParams` rules as the pipeline (tab-delimited files
+        are read without quoting unless `quotechar` says otherwise).
 
         `shuffle`, `cache_dir` and `num_shards` are Model Maker's and accepted so its calls run;
         rows stay in file order (training shuffles every epoch, `split` draws per label).
@@ -77,9 +79,13 @@ class Dataset:
         del shuffle, cache_dir, num_shards
         result = ingest.read_delimited(filename, csv_params or CSVParams())
         if result.bad_rows:
-            _LOG.warning("%s: skipped %d bad row(s), first at line %d: %s", filename,
-                         len(result.bad_rows), result.bad_rows[0].line, result.bad_rows[0].reason)
-        return cls([text for text, _ in result.rows], [label for _, label in result.rows])
+            first = result.bad_rows[0]
+            _LOG.warning("%s: skipped %d bad row(s), first at %s line %d: %s", filename,
+                         len(result.bad_rows), first.source, first.line, first.reason)
+        labels = [label for _, label in result.rows]
+        for group in ingest.labels_differing_only_by_case(sorted(set(labels))):
+            _LOG.warning("%s: labels %s differ only by case and are separate classes", filename, group)
+        return cls([text for text, _ in result.rows], labels)
 
     @property
     def size(self) -> int:
@@ -516,10 +522,7 @@ class TextClassifier:
 
     def export_labels(self, export_dir: str = "", label_filename: str = "labels.txt") -> str:
         """Writes the label names, one a line in id order; `export_dir` defaults to the model's."""
-        path = os.path.join(export_dir or self._export_dir, label_filename)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        split_io.write_labels(path, self._label_names)
-        return path
+        return labels_io.write(export_dir or self._export_dir, self._label_names, label_filename)
 
     def __repr__(self) -> str:
         source = "keras" if self._model is not None else self._tflite_path

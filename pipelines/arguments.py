@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable
 
 import components
 from components import architectures, storage
-from components.errors import ConfigError
+from components.errors import ConfigError, TextClfError
 from components.options import CSVParams, QuantizationConfig, SplitOptions
 from pipelines import resources as res
 
@@ -37,13 +37,16 @@ def option_classes() -> Dict[str, type]:
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """The data flags shared by `textclf ingest`, `run` and `submit`."""
-    parser.add_argument("--train", help="training file: path, gs://..., https://...; 'ZIP#member' picks a file")
-    parser.add_argument("--validation", help="validation file (default: carved from --train)")
-    parser.add_argument("--test", help="test file (default: the validation file, or carved from --train)")
+    parser.add_argument("--train", help="training data: a file, glob or folder (local or gs://), or an "
+                                        "https:// URL; 'ZIP#member' picks a file in a zip; .gz is read as gzip")
+    parser.add_argument("--validation", help="validation data (default: carved from --train)")
+    parser.add_argument("--test", help="test data (default: the validation data, or carved from --train)")
     parser.add_argument("--text-column")
     parser.add_argument("--label-column")
-    parser.add_argument("--delimiter", help="one character; '\\t' or 'tab' for TSV")
-    parser.add_argument("--quotechar")
+    parser.add_argument("--delimiter", help="one character; '\\t' or 'tab' for TSV; 'auto' (default): tab for "
+                                            ".tsv/.tab (also .gz), comma otherwise")
+    parser.add_argument("--quotechar", help="quote character, or 'none' (or '') for no quoting; 'auto' (default): "
+                                            "no quoting for tab-delimited files, '\"' otherwise")
     parser.add_argument("--encoding")
     parser.add_argument("--fieldnames", help="comma-separated column names for a file without a header")
     parser.add_argument("--on-bad-rows", choices=("error", "skip"))
@@ -100,6 +103,34 @@ def _set(mapping: Dict[str, Any], key: str, value: Any) -> None:
         mapping[key] = value
 
 
+def _number(values: Dict[str, Any], key: str, kind: type):
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key} must be a whole number, got {value}")
+        return int(value)
+    return float(value)
+
+
+def _check_scalars(values: Dict[str, Any]) -> None:
+    """The numeric pipeline parameters, from flags or a config file, checked before anything runs."""
+    if values.get("min_accuracy") is not None:
+        value = _number(values, "min_accuracy", float)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"min_accuracy is a fraction in [0, 1], got {value}")
+    if values.get("max_accuracy_drop") is not None:
+        value = _number(values, "max_accuracy_drop", float)
+        if not 0.0 <= value <= 100.0:
+            raise ConfigError(f"max_accuracy_drop is in accuracy points, in [0, 100], got {value}")
+    if values.get("benchmark_runs") is not None:
+        value = _number(values, "benchmark_runs", int)
+        if value < 1:
+            raise ConfigError(f"benchmark_runs must be at least 1, got {value}")
+        values["benchmark_runs"] = value
+
+
 def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
     """Validated pipeline parameter values for the flags (and config file) given."""
     from pipelines.pipeline import DEFAULTS
@@ -113,7 +144,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
     _set(csv, "quotechar", args.quotechar)
     _set(csv, "encoding", args.encoding)
     _set(csv, "on_bad_rows", args.on_bad_rows)
-    if args.fieldnames:
+    if args.fieldnames is not None:
         csv["fieldnames"] = [f.strip() for f in args.fieldnames.split(",")]
     values["csv_params"] = csv
     split = dict(values.get("split_options") or {})
@@ -129,13 +160,17 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
 
     if hasattr(args, "models"):
         from pipelines.pipeline import DEFAULT_MODELS, hparams_parameter
-        if args.models:
+        if args.models is not None:
             values["models"] = args.models
-        values["models"] = architectures.parse_architectures(values.get("models") or list(DEFAULT_MODELS))
-        if args.bert_encoder:
+        values["models"] = architectures.parse_architectures(
+            values["models"] if "models" in values else list(DEFAULT_MODELS))
+        if args.bert_encoder is not None:
+            if not args.bert_encoder.strip():
+                raise ConfigError("--bert-encoder is empty; name an encoder (minilm-l6, mobilebert, a handle "
+                                  "or a folder)")
             values["bert_model_options"] = {**(values.get("bert_model_options") or {}),
                                             "encoder": args.bert_encoder}
-        if args.epochs:
+        if args.epochs is not None:  # 0 included: refused by the hparams' own check, not ignored
             for name in architectures.with_requirements(values["models"]):
                 key = hparams_parameter(name)
                 values[key] = {**(values.get(key) or {}), "epochs": args.epochs}
@@ -143,7 +178,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
             values["resources"] = load_config(args.resources, top_level=False)
         if "resources" in values:
             values["resources"] = res.validate(values["resources"])
-        if args.quantization:
+        if args.quantization is not None:
             values["quantization"] = {**(values.get("quantization") or {}), "mode": args.quantization}
         _set(values, "export_dir", args.export_dir)
         _set(values, "min_accuracy", args.min_accuracy)
@@ -151,6 +186,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
         _set(values, "benchmark_runs", args.benchmark_runs)
         if args.beam_args:
             values["beam_pipeline_args"] = list(args.beam_args)
+    _check_scalars(values)
     for key, cls in option_classes().items():
         if key in values:
             # Validates early (naming the bad field); None means "the default" and cannot travel as
@@ -175,9 +211,16 @@ def cache_salt(arguments: Dict[str, Any]) -> str:
             digest.update(os.path.relpath(path, package).encode() + b"\0" + f.read())
     for key in ("train", "validation", "test"):
         source = storage.split_member(str(arguments.get(key) or ""))[0]
-        if source and not storage.is_gcs(source) and not storage.is_url(source) and os.path.isfile(source):
-            stat = os.stat(source)
-            digest.update(f"{os.path.abspath(source)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        if not source or storage.is_gcs(source) or storage.is_url(source):
+            continue
+        try:  # a glob or folder: every file it names (a missing one fails in the step, not here)
+            paths = storage.expand_inputs(source)
+        except TextClfError:
+            continue
+        for path in paths:
+            if os.path.isfile(path):
+                stat = os.stat(path)
+                digest.update(f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from typing import List, Optional
@@ -31,22 +32,37 @@ def _ingest(args) -> int:
 
 
 def _check_local_sources(values) -> None:
-    """Fail before any step starts when a local input file is missing."""
+    """Fail before any step starts when a local input is missing or its header lacks a column."""
     from components import storage
+    from components.delimited import check_headers
+    from components.options import CSVParams
+    params = CSVParams.from_dict(values.get("csv_params") or {})
     for key in ("train", "validation", "test"):
-        source = storage.split_member(str(values.get(key) or ""))[0]
-        if source and not storage.is_gcs(source) and not storage.is_url(source) and not os.path.isfile(source):
-            raise TextClfError(f"--{key} {source}: file not found")
+        source = str(values.get(key) or "")
+        base = storage.split_member(source)[0]
+        if source and not storage.is_gcs(base) and not storage.is_url(base):
+            check_headers(source, params)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(text: str, stream) -> str:
+    """Colour codes (kfp colours task names) only where the stream is a terminal."""
+    return text if getattr(stream, "isatty", lambda: False)() else _ANSI.sub("", text)
 
 
 def _run(args) -> int:
     from pipelines.arguments import pipeline_arguments
-    from pipelines.local import run_local
+    from pipelines.local import StepFailed, run_local
     values = pipeline_arguments(args)
     _check_local_sources(values)
     try:
         run_local(values, pipeline_root=args.pipeline_root, enable_caching=not args.no_cache, image=args.image)
-    except RuntimeError as error:  # kfp.local's way of saying a task failed; its log is above
+    except StepFailed as error:
+        recorded = error.step_error
+        if recorded:
+            raise TextClfError(f"step {recorded['step'] or '?'} failed: {recorded['message']}") from error
         raise TextClfError(f"{error} (the failing step's error is printed above)") from error
     if values.get("export_dir"):
         summary = os.path.join(values["export_dir"], "summary.json")
@@ -143,7 +159,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except TextClfError as error:
-        print(f"textclf: error: {error}", file=sys.stderr)
+        sys.stdout.flush()
+        print(_plain(f"textclf: error: {error}", sys.stderr), file=sys.stderr)
         return 2
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
+from components import step_errors
 from components.ops import DEFAULT_IMAGE
 from pipelines.pipeline import create_pipeline
 
@@ -32,6 +33,27 @@ def run_local(arguments: Dict[str, Any], pipeline_root: str = "runs/pipeline_roo
     started = time.time()
     print(f"textclf: running {pipeline.name} locally ({', '.join(models)}); artifacts under {pipeline_root}"
           f" (caching {'on' if enable_caching else 'off'})", flush=True)
-    task = pipeline(**values)
+    error_file = os.path.join(pipeline_root, ".step-error.json")
+    if os.path.exists(error_file):
+        os.remove(error_file)
+    previous = os.environ.get(step_errors.ERROR_FILE_ENV)
+    os.environ[step_errors.ERROR_FILE_ENV] = error_file  # inherited by every step's subprocess
+    try:
+        task = pipeline(**values)
+    except RuntimeError as error:  # kfp.local's way of saying a task failed
+        raise StepFailed(str(error), step_errors.read(error_file)) from error
+    finally:
+        if previous is None:
+            os.environ.pop(step_errors.ERROR_FILE_ENV, None)
+        else:
+            os.environ[step_errors.ERROR_FILE_ENV] = previous
     print(f"textclf: pipeline finished in {time.time() - started:.0f} s", flush=True)
     return task
+
+
+class StepFailed(RuntimeError):
+    """A step of a local run failed; `step_error` is what the step recorded (None if nothing)."""
+
+    def __init__(self, message: str, step_error: Optional[Dict[str, str]]):
+        super().__init__(message)
+        self.step_error = step_error
