@@ -28,7 +28,18 @@ ifneq ($(BERT_ENCODER),)
 RUN_FLAGS += --bert-encoder $(BERT_ENCODER)
 endif
 
-.PHONY: run test compile clean-venv
+.PHONY: run test compile clean-venv image image-base image-check
+
+# The container image every component runs in (Dockerfile; image/ holds the scripts).
+# make image [VARIANT=gpu] [BASE_IMAGE=...] [IMAGE=...]: docker when a daemon answers, else buildah.
+# make image-check: builds on a local Debian 12 base (debootstrap) and runs the steps in the image.
+# Both need root with buildah; they apt-get install buildah, podman and debootstrap when missing.
+VARIANT ?= cpu
+IMAGE ?= textclf-pipelines:$(if $(filter gpu,$(VARIANT)),gpu,latest)
+BASE_IMAGE ?= python:3.11-slim
+LOCAL_BASE ?= localhost/textclf-base:bookworm
+CHECK_BASE ?= $(LOCAL_BASE)
+CHECK_WORK ?= runs/image-check
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +60,16 @@ compile: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+image:
+	image/build.sh --tag $(IMAGE) --base $(BASE_IMAGE) --variant $(VARIANT)
+
+image-base:
+	image/base.sh $(LOCAL_BASE)
+
+image-check:
+ifeq ($(CHECK_BASE),$(LOCAL_BASE))
+	image/base.sh $(LOCAL_BASE)
+endif
+	IMAGE_ENGINE=buildah image/build.sh --tag $(IMAGE) --base $(CHECK_BASE) --variant $(VARIANT)
+	$(PYTHON) image/check.py --image $(IMAGE) --variant $(VARIANT) --work $(CHECK_WORK)

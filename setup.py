@@ -2,8 +2,10 @@
 
 from setuptools import find_packages, setup
 
+TENSORFLOW = "~=2.21.0"  # one pin for the CPU wheel and the GPU extra
+
 INSTALL_REQUIRES = [
-    "tensorflow~=2.21.0",
+    "tensorflow" + TENSORFLOW,
     "tensorflow-text~=2.21.0",
     "tensorflow-hub~=0.16.1",
     "tf-keras~=2.21.0",
@@ -17,6 +19,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<3",
     "pyyaml>=6,<7",
     "matplotlib>=3.8,<4",
+    "markdown>=3.5,<4",
 ]
 
 setup(
@@ -29,6 +32,9 @@ setup(
     packages=find_packages(include=["components", "components.*", "pipelines", "pipelines.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
+        # The GPU image (Dockerfile VARIANT=gpu): the same TensorFlow with its CUDA libraries from
+        # pip; the plain wheel finds no CUDA in a slim image and silently trains on the CPU.
+        "gpu": ["tensorflow[and-cuda]" + TENSORFLOW],
         "test": [
             "pytest>=8,<10",
             "gcp-storage-emulator>=2024.8",
