@@ -30,7 +30,7 @@ def run(architecture: str, model_options, hparams, data: str, out: str = "") -> 
     from components.export import export_model
     from components.ingest import ingest
     from components.steps import preprocess_step
-    from components.quantize import quantize_model
+    from components.tflite_quantize import quantize_model
     from components.tflite_eval import compare_models
     from components.train import train
 

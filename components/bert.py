@@ -19,7 +19,8 @@ import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 import tensorflow as tf
 import tf_keras as keras
 
-from components.encoders import (ENCODER_INPUTS, EncoderSpec, HFBertEncoder, build_encoder_layer,
+from components.hf_bert import HFBertEncoder
+from components.encoders import (ENCODER_INPUTS, EncoderSpec, build_encoder_layer,
                                  resolve_encoder)
 from components.errors import ConfigError
 from components.options import BertHParams, BertModelOptions

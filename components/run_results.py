@@ -17,7 +17,7 @@ import os
 import shutil
 from typing import Any, Dict, Optional
 
-from components import benchmark, evaluate, export, model_io, quantize, tflite_eval
+from components import benchmark, evaluate, export, model_io, tflite_eval, tflite_quantize
 from components.errors import DataSourceError
 
 ORDER_FILE = "architectures.json"
@@ -26,7 +26,7 @@ QUANTIZED_TFLITE = "model_quantized.tflite"
 _FILES = (  # (source folder key, file name)
     ("model", model_io.MODEL_INFO), ("model", model_io.TRAINING_FILE),
     ("evaluation", evaluate.METRICS_FILE), ("export", export.EXPORT_INFO),
-    ("quantized", quantize.QUANT_INFO), ("tflite_evaluation", tflite_eval.EVALUATION_FILE),
+    ("quantized", tflite_quantize.QUANT_INFO), ("tflite_evaluation", tflite_eval.EVALUATION_FILE),
     ("latency", benchmark.LATENCY_FILE),
 )
 
@@ -79,7 +79,7 @@ def read(folder: str) -> Dict[str, Dict[str, Any]]:
             "training": _load(os.path.join(path, model_io.TRAINING_FILE)),
             "evaluation": _load(os.path.join(path, evaluate.METRICS_FILE)),
             "export": _load(os.path.join(path, export.EXPORT_INFO)),
-            "quantization": _load(os.path.join(path, quantize.QUANT_INFO)),
+            "quantization": _load(os.path.join(path, tflite_quantize.QUANT_INFO)),
             "tflite_evaluation": _load(os.path.join(path, tflite_eval.EVALUATION_FILE)),
             "latency": _load(os.path.join(path, benchmark.LATENCY_FILE)),
         }

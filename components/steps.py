@@ -61,7 +61,7 @@ def export_step(model_dir: str, vocab_dir: str, output_dir: str) -> Dict:
 
 def quantize_step(exported_dir: str, quantization: Mapping, output_dir: str, representative_dir: str) -> Dict:
     from components.options import QuantizationConfig
-    from components.quantize import quantize_model
+    from components.tflite_quantize import quantize_model
     return quantize_model(exported_dir, QuantizationConfig.from_dict(dict(quantization or {})), output_dir,
                           representative_dir=representative_dir)
 

@@ -504,7 +504,7 @@ class TextClassifier:
             float_dir = self._float_export_dir()
             source = os.path.join(float_dir, DEFAULT_MODEL_NAME)
             if quantize:
-                from components.quantize import quantize_model
+                from components.tflite_quantize import quantize_model
                 representative = self._train_tokenized
                 data = getattr(config, "representative_data", None)
                 if config.mode == "int8" and data is not None:

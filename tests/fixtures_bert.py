@@ -7,7 +7,7 @@ tests can make their own instead of downloading anything:
     make_tiny_savedmodel_encoder(tmp_path / "sm")     # saved_model.pb + assets/vocab.txt
     make_tiny_tf1_hub_module(tmp_path / "tf1")        # TF1 Hub format, `tokens` signature
     make_mobilebert_tiny_tarball(tmp_path / "t.tar.gz")  # laid out as mobilebert_tiny.tar.gz
-    serve_archive(monkeypatch, archive)               # encoders._download serves that file
+    serve_archive(monkeypatch, archive)               # encoder_downloads._download serves that file
 
 The TF1 module and the tarball are the two shapes Model Maker's MobileBERT comes in (the
 TF Hub module of 0.2.1.4's MOBILEBERT_CLASSIFIER, and the tarball earlier releases used).
@@ -143,7 +143,7 @@ def make_tiny_savedmodel_encoder(folder, vocab_tokens: Optional[Iterable[str]] =
     import tensorflow as tf
     import tf_keras as keras
 
-    from components.encoders import HFBertEncoder
+    from components.hf_bert import HFBertEncoder
 
     folder = str(folder)
     with tempfile.TemporaryDirectory() as tmp:
@@ -328,17 +328,17 @@ def tar_folder(folder, archive, root: Optional[str] = None) -> str:
 
 
 def serve_archive(monkeypatch, archive, calls: Optional[list] = None):
-    """Replaces `encoders._download` so any URL serves `archive`; URLs asked go into `calls`."""
+    """Replaces `encoder_downloads._download` so any URL serves `archive`; URLs asked go into `calls`."""
     import shutil
 
-    from components import encoders
+    from components import encoder_downloads
 
     def download(url, dest, timeout=60.0):
         if calls is not None:
             calls.append(url)
         shutil.copy(str(archive), dest)
 
-    monkeypatch.setattr(encoders, "_download", download)
+    monkeypatch.setattr(encoder_downloads, "_download", download)
     return calls
 
 

@@ -12,9 +12,9 @@ import pytest
 import components  # noqa: F401
 import tensorflow as tf
 
-from components import encoders
-from components.encoders import (ENCODER_INPUTS, EncoderSpec, build_encoder_layer,
-                                 load_hf_checkpoint, read_safetensors, resolve_encoder)
+from components import encoder_downloads, encoders
+from components.encoders import ENCODER_INPUTS, EncoderSpec, build_encoder_layer, resolve_encoder
+from components.hf_bert import load_hf_checkpoint, read_safetensors
 from components.errors import EncoderError
 from fixtures_bert import (make_mobilebert_tiny_tarball, make_tiny_hf_checkpoint,
                            make_tiny_savedmodel_encoder, make_tiny_tf1_hub_module,
@@ -191,7 +191,7 @@ def test_default_mobilebert_without_network_names_the_offline_option(monkeypatch
         raise EncoderError(f"download of {url} failed (<urlopen error [Errno -2] Name or "
                            "service not known>)")
 
-    monkeypatch.setattr(encoders, "_download", offline)
+    monkeypatch.setattr(encoder_downloads, "_download", offline)
     for spec in ("mobilebert", ""):
         with pytest.raises(EncoderError) as err:
             resolve_encoder(spec)
@@ -219,7 +219,7 @@ def test_mobilebert_alias_is_model_makers_tf1_hub_module(monkeypatch, tf1_archiv
     assert spec == again
     assert (spec.kind, spec.name, spec.handle) == ("hub_tf1", "mobilebert", encoders.MOBILEBERT_URL)
     assert (spec.signature, spec.tags, spec.train_tags) == ("tokens", [], ["train"])
-    assert spec.path.startswith(encoders.cache_root())
+    assert spec.path.startswith(encoder_downloads.cache_root())
     assert os.path.exists(os.path.join(spec.path, "tfhub_module.pb"))
     # The vocabulary is the module's asset, named by its tokenization_info signature.
     assert spec.vocab_path == os.path.join(spec.path, "assets", "vocab.txt") and spec.do_lower_case
@@ -337,7 +337,7 @@ def test_tarball_url_is_downloaded_once_and_unpacked(tmp_path, monkeypatch, save
         calls.append(url)
         shutil.copy(archive, dest)
 
-    monkeypatch.setattr(encoders, "_download", fake_download)
+    monkeypatch.setattr(encoder_downloads, "_download", fake_download)
     url = "https://example.com/models/my_encoder.tar.gz"
     first = resolve_encoder(url)
     second = resolve_encoder(url)
@@ -352,7 +352,7 @@ def test_tarball_escaping_its_folder_is_refused(tmp_path, monkeypatch):
     payload.write_text("x")
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(str(payload), arcname="../../escaped.txt")
-    monkeypatch.setattr(encoders, "_download", lambda url, dest, timeout=60.0:
+    monkeypatch.setattr(encoder_downloads, "_download", lambda url, dest, timeout=60.0:
                         shutil.copy(archive, dest))
     with pytest.raises(EncoderError):
         resolve_encoder("https://example.com/evil.tar.gz")

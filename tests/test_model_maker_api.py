@@ -135,7 +135,7 @@ def test_bert_guide_flow(guide_dir, tmp_path):
 
     assert math.isfinite(metrics[0]) and 0.0 <= metrics[1] <= 1.0
     tflite, on_device = _check_deliverables(tmp_path / "bert_exported_models", bert_model, ["0", "1"])
-    from components.quantize import tensor_summary
+    from components.tflite_quantize import tensor_summary
     with open(tflite, "rb") as f:
         assert "int8" in tensor_summary(f.read())["weight_bytes"]  # dynamic-range weights
     keras_scores = bert_model.predict(PROBES)

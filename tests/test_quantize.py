@@ -12,7 +12,7 @@ from components import metadata as md
 from components.errors import ConfigError, QualityGateError
 from components.metrics import classification_metrics
 from components.options import QuantizationConfig
-from components.quantize import quantize_model
+from components.tflite_quantize import quantize_model
 from components.tflite_eval import compare_models, evaluate_tflite
 
 MODES = ("dynamic", "float16", "int8")
