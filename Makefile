@@ -53,6 +53,7 @@ run: $(STAMP)
 	$(BIN)/textclf run $(RUN_FLAGS) $(ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests $(ARGS)
 
 compile: $(STAMP)

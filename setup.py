@@ -39,6 +39,7 @@ setup(
             "pytest>=8,<10",
             "gcp-storage-emulator>=2024.8",
             "mediapipe>=1.2,<1.3",
+            "ruff==0.17.6",
         ],
         # benchmarks/suite.py's baseline (TF-IDF + logistic regression); not needed to run or test.
         "bench": [

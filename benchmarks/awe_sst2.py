@@ -16,8 +16,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import sst2_run  # noqa: E402
-from components.options import AverageWordEmbeddingHParams, AverageWordEmbeddingModelOptions  # noqa: E402
+import sst2_run
+
+from components.options import AverageWordEmbeddingHParams, AverageWordEmbeddingModelOptions
 
 
 def main(argv=None) -> dict:

@@ -23,14 +23,14 @@ for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-import components  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
 
-from components import bert  # noqa: E402
-from components.encoders import ENCODER_INPUTS, default_learning_rate, resolve_encoder  # noqa: E402
-from components.options import BertHParams, BertModelOptions  # noqa: E402
+import components  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+from components import bert
+from components.encoders import ENCODER_INPUTS, default_learning_rate, resolve_encoder
+from components.options import BertHParams, BertModelOptions
 
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "sst2")
 

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from components.benchmark import benchmark_tflite, format_latency, format_size, markdown_table  # noqa: E402
+from components.benchmark import benchmark_tflite, format_latency, format_size, markdown_table
 
 
 def _thread_counts(text: str) -> List[int]:

@@ -25,9 +25,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import split_io  # noqa: E402
-from components.options import AverageWordEmbeddingModelOptions, BertModelOptions  # noqa: E402
-from components.preprocess import preprocess  # noqa: E402
+from components import split_io
+from components.options import AverageWordEmbeddingModelOptions, BertModelOptions
+from components.preprocess import preprocess
 
 
 def convert_tsv(tsv: str, folder: str) -> int:

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from components.options import CSVParams, QuantizationConfig, SplitOptions  # noqa: E402
+from components.options import CSVParams, QuantizationConfig, SplitOptions
 
 SPLITS = ("train", "validation", "test")
 
@@ -30,8 +30,8 @@ def run(architecture: str, model_options, hparams, data: str, out: str = "") -> 
     from components.export import export_model
     from components.ingest import ingest
     from components.steps import preprocess_step
-    from components.tflite_quantize import quantize_model
     from components.tflite_eval import compare_models
+    from components.tflite_quantize import quantize_model
     from components.train import train
 
     work = out or tempfile.mkdtemp(prefix=f"{architecture}-sst2-")

@@ -88,8 +88,9 @@ def title_case(text: str) -> str:
 # Scores
 
 def _scores(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> Dict[str, float]:
-    from components.metrics import classification_metrics
     import numpy as np
+
+    from components.metrics import classification_metrics
 
     index = {name: i for i, name in enumerate(labels)}
     probs = np.zeros((len(y_pred), len(labels)))
@@ -102,7 +103,7 @@ def majority(splits: Dict[str, Rows], labels: Sequence[str]) -> Dict[str, float]
     from collections import Counter
     top = Counter(label for _, label in splits["train"]).most_common(1)[0][0]
     test = splits["test"]
-    return _scores([l for _, l in test], [top] * len(test), labels)
+    return _scores([lab for _, lab in test], [top] * len(test), labels)
 
 
 def tfidf_lr(splits: Dict[str, Rows], labels: Sequence[str]) -> Dict[str, float]:
@@ -113,8 +114,8 @@ def tfidf_lr(splits: Dict[str, Rows], labels: Sequence[str]) -> Dict[str, float]
     x_train = vectorizer.fit_transform([t for t, _ in splits["train"]])
     x_val = vectorizer.transform([t for t, _ in splits["validation"]])
     x_test = vectorizer.transform([t for t, _ in splits["test"]])
-    y_train = [l for _, l in splits["train"]]
-    y_val = [l for _, l in splits["validation"]]
+    y_train = [lab for _, lab in splits["train"]]
+    y_val = [lab for _, lab in splits["validation"]]
     best = None
     for c in C_GRID:
         model = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
@@ -122,7 +123,7 @@ def tfidf_lr(splits: Dict[str, Rows], labels: Sequence[str]) -> Dict[str, float]
         if best is None or accuracy > best[0]:
             best = (accuracy, c, model)
     _, c, model = best
-    result = _scores([l for _, l in splits["test"]], list(model.predict(x_test)), labels)
+    result = _scores([lab for _, lab in splits["test"]], list(model.predict(x_test)), labels)
     result["C"] = c
     return result
 
@@ -133,7 +134,7 @@ def _device_accuracy(tflite: str, rows: Rows, labels: Sequence[str]) -> Dict[str
     from mediapipe.tasks.python.text import text_classifier as mp_text
 
     options = mp_text.TextClassifierOptions(base_options=BaseOptions(model_asset_path=tflite))
-    truth = [l for _, l in rows]
+    truth = [lab for _, lab in rows]
     out = {}
     with mp_text.TextClassifier.create_from_options(options) as classifier:
         for casing, transform in (("", lambda t: t), ("_title", title_case), ("_upper", str.upper)):
@@ -148,7 +149,7 @@ def train_api(architecture: str, splits: Dict[str, Rows], seed: int, options_jso
     """Our model through the Model Maker-compatible API, defaults unless overridden."""
     from components import text_classifier as tc
 
-    data = {name: tc.Dataset([t for t, _ in rows], [l for _, l in rows]) for name, rows in splits.items()}
+    data = {name: tc.Dataset([t for t, _ in rows], [lab for _, lab in rows]) for name, rows in splits.items()}
     labels = data["train"].label_names
     export_dir = tempfile.mkdtemp(prefix=f"{architecture}-", dir=work)
     if architecture == "awe":
@@ -189,7 +190,7 @@ def run_set(name: str, args, work: str) -> Dict:
     per_seed = []
     for seed in seeds:
         splits = load_set(name, args.data, seed)
-        labels = sorted({l for _, l in splits["train"]})
+        labels = sorted({lab for _, lab in splits["train"]})
         row: Dict = {"train_rows": len(splits["train"]), "seed": seed}
         row["majority"] = majority(splits, labels)
         if not args.no_tfidf:
@@ -237,7 +238,7 @@ def print_table(results: Dict[str, Dict]) -> None:
     print("|" + "---|" * len(columns))
     for name, row in results.items():
         cells = []
-        for title, key in columns:
+        for _, key in columns:
             value = name if key is None else row.get(key)
             if key in ("train_rows", "awe_bytes") and value is not None:
                 cells.append(f"{int(value):,}")

@@ -9,6 +9,6 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from components import step_errors as _step_errors  # noqa: E402
+from components import step_errors as _step_errors
 
 _step_errors.install()  # only in a pipeline step the local runner started (it sets the variable)

@@ -7,10 +7,10 @@ what the issue asks for and a large part of the accuracy gain on short texts lik
 
 from __future__ import annotations
 
-import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components.options import AverageWordEmbeddingModelOptions
 
 AWE_INPUT = "input_ids"

@@ -56,9 +56,9 @@ def packed_vocab(model_bytes: bytes) -> Dict[str, int]:
 def _gather_bound(interpreter, input_index: int) -> Optional[int]:
     """Rows of the embedding table this input indexes, when it feeds a GATHER directly."""
     try:
-        ops = interpreter._get_ops_details()  # noqa: SLF001 (no public op listing in LiteRT)
+        ops = interpreter._get_ops_details()
         tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     bounds = [int(tensors[op["inputs"][0]]["shape"][0]) for op in ops
               if op["op_name"] == "GATHER" and len(op["inputs"]) > 1
@@ -93,7 +93,8 @@ def synthetic_inputs(interpreter, model_bytes: bytes, seed: int = 0) -> Dict[int
             bound = (max(vocab.values()) + 1 if vocab else None) or _gather_bound(interpreter, detail["index"])
             bound = bound or _FALLBACK_VOCAB_BOUND
             if bert_like:
-                start, end = vocab.get("[CLS]", 101 if bound > 1000 else 1), vocab.get("[SEP]", 102 if bound > 1000 else 2)
+                start = vocab.get("[CLS]", 101 if bound > 1000 else 1)
+                end = vocab.get("[SEP]", 102 if bound > 1000 else 2)
                 low = 1000 if bound > 2000 else min(5, bound - 1)
             else:
                 start, end, low = vocab.get("<START>", 1), None, min(3, bound - 1)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional, Sequence
 
-import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 
-from components.hf_bert import HFBertEncoder
-from components.encoders import (ENCODER_INPUTS, EncoderSpec, build_encoder_layer,
-                                 resolve_encoder)
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from components.encoders import ENCODER_INPUTS, EncoderSpec, build_encoder_layer, resolve_encoder
 from components.errors import ConfigError
+from components.hf_bert import HFBertEncoder
 from components.options import BertHParams, BertModelOptions
 
 # Model Maker's list: LayerNorm parameters and biases are not decayed.

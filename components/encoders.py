@@ -30,14 +30,14 @@ import importlib.util
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components import encoder_downloads, hf_bert, hub_tf1
 from components.encoder_downloads import HUB_HOSTS, hub_compressed_url  # noqa: F401 (public names)
 from components.errors import EncoderError
-from components.hf_bert import HFBertEncoder, dummy_inputs, read_json  # noqa: F401 (public names)
+from components.hf_bert import HFBertEncoder, dummy_inputs, read_json
 from components.tokenizers import vocab_is_uncased
 
 # What Model Maker 0.2.1.4's MOBILEBERT_CLASSIFIER loads (TF1 Hub format, is_tf2=False).
@@ -148,7 +148,10 @@ def _looks_like_hub_handle(text: str) -> bool:
 def _resolve_mobilebert(url: str, name: str) -> EncoderSpec:
     """Model Maker's MobileBERT in either of its shapes, fetched once into the cache."""
     try:
-        folder = encoder_downloads.fetch_hub_module(url) if encoder_downloads.is_hub_url(url) else encoder_downloads.fetch_archive(url, name)
+        if encoder_downloads.is_hub_url(url):
+            folder = encoder_downloads.fetch_hub_module(url)
+        else:
+            folder = encoder_downloads.fetch_archive(url, name)
     except EncoderError as e:
         raise EncoderError(
             f"the BERT encoder {name!r} (MediaPipe Model Maker's MobileBERT, {url}) could not "

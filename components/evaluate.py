@@ -6,9 +6,9 @@ import json
 import os
 from typing import Dict, Tuple
 
-import components  # noqa: F401
 import numpy as np
 
+import components  # noqa: F401
 from components import architectures, model_io
 from components.metrics import classification_metrics
 from components.tokenized import load_tokenized

@@ -15,11 +15,11 @@ import os
 import struct
 from typing import Any, Dict, Tuple
 
-import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components.errors import EncoderError
 
 

@@ -21,10 +21,10 @@ import dataclasses
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components.errors import EncoderError
 
 HUB_MODULE_FILE = "tfhub_module.pb"

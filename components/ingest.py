@@ -25,9 +25,9 @@ from array import array
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from components.labels import label_key, sorted_label_names
-from components.delimited import BadRow, BadRowLog, ReadResult, iter_rows, read_delimited  # noqa: F401
+from components.delimited import BadRow, BadRowLog, ReadResult, iter_rows, read_delimited
 from components.errors import InputFormatError, LabelError
+from components.labels import label_key, sorted_label_names
 from components.options import CSVParams, SplitOptions
 from components.profile import SplitStats, build_profile, labels_differing_only_by_case, profile_markdown
 from components.split_io import SplitWriter, encode_label_tail
@@ -302,7 +302,7 @@ class _Carver:
                 self.sinks[codes[i]].add(line, text_hash, label_id, chars, words)
             self._held = None
         else:
-            for label_id, (unit, code, line, text_hash, chars, words) in sorted(self.best.items()):
+            for label_id, (_, code, line, text_hash, chars, words) in sorted(self.best.items()):
                 if not self.train_counts[label_id]:
                     code = 0
                 self.sinks[code].add(line, text_hash, label_id, chars, words)
@@ -407,7 +407,7 @@ def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVPara
     if len(label_names) < 2:
         raise LabelError(f"{train}: the training split has {len(label_names)} class(es) "
                          f"({label_names}); a classifier needs at least two")
-    for name, fraction in carve.items():
+    for name in carve:
         if not run.sinks[name].stats.rows:
             raise _empty_split_error(name, carve, train_stats, run.id_names)
 

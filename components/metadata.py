@@ -16,7 +16,7 @@ import io
 import json
 import os
 import zipfile
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import flatbuffers
 import numpy as np
@@ -227,7 +227,7 @@ class _AlignedBuilder(flatbuffers.Builder):
     16 bytes, so the padding stays a few bytes per model.
     """
 
-    def StartVector(self, elemSize, numElems, alignment):  # noqa: N802 (flatbuffers API)
+    def StartVector(self, elemSize, numElems, alignment):
         if elemSize == 1:
             alignment = max(alignment, CACHE_LINE if numElems >= _CACHE_ALIGNED_MIN_BYTES else 16)
         return super().StartVector(elemSize, numElems, alignment)

@@ -13,8 +13,7 @@ from types import SimpleNamespace
 from typing import List, Optional
 
 from kfp import dsl
-from kfp.dsl import (HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model,
-                     Output)
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 DEFAULT_IMAGE = os.environ.get("TEXTCLF_IMAGE", "textclf-pipelines:latest")
 
@@ -81,6 +80,7 @@ def train(architecture: str, model_options: dict, hparams: dict, checkpoint_root
         cache_salt: Changes with the library's code and local inputs.
     """
     import os
+
     from components.steps import log_metrics, train_step
     checkpoint_dir = os.path.join(checkpoint_root, architecture) if checkpoint_root else ""
     summary = train_step(architecture, model_options, hparams, train_tokens.path, validation_tokens.path,

@@ -328,6 +328,7 @@ def _run_pipeline(pipeline, beam, splits, files, output_dirs, vocab_dir, plan, l
 def _reraise_worker_error(error: Exception) -> None:
     """Runners with worker processes report our errors as text; raise them as the typed error."""
     import re
+
     from components import errors
     match = re.search(r"components\.errors\.(\w+): ([^\n]*)", str(error))
     if match:

@@ -141,11 +141,11 @@ def build_profile(stats: Dict[str, SplitStats], label_names: Sequence[str], id_n
 
 def profile_markdown(profile: Dict) -> str:
     labels = profile["label_names"]
-    lines = ["# Data profile", "", "| split | rows | " + " | ".join(f"label {l}" for l in labels)
+    lines = ["# Data profile", "", "| split | rows | " + " | ".join(f"label {lab}" for lab in labels)
              + " | median words | p99 words | duplicate rows | texts with conflicting labels |",
              "|---|---|" + "---|" * len(labels) + "---|---|---|---|"]
     for name, split in profile["splits"].items():
-        cells = [name, str(split["rows"])] + [str(split["labels"][l]) for l in labels]
+        cells = [name, str(split["rows"])] + [str(split["labels"][lab]) for lab in labels]
         words = split["text_words"]
         cells += [f"{words.get('p50', 0):.0f}", f"{words.get('p99', 0):.0f}", str(split["duplicate_rows"]),
                   str(split["duplicate_texts_with_conflicting_labels"])]

@@ -15,7 +15,8 @@ SPLITS = ("train", "validation", "test")
 def ingest_step(train: str, validation: str, test: str, csv_params: Mapping, split_options: Mapping,
                 split_dirs: Mapping[str, str], profile_dir: str, profile_markdown: str = "") -> Dict:
     """Reads, validates, splits and profiles; returns the profile plus the metrics kfp shows."""
-    from components.ingest import ingest, profile_markdown as render
+    from components.ingest import ingest
+    from components.ingest import profile_markdown as render
     from components.options import CSVParams, SplitOptions
 
     profile = ingest(train, validation, test, CSVParams.from_dict(dict(csv_params)),

@@ -29,9 +29,14 @@ from components import labels as labels_io
 from components import tokenizers as tok
 from components import vocabulary as vocab_io
 from components.errors import ConfigError, EncoderError, LabelError
-from components.options import (DEFAULT_BERT_ENCODER, AverageWordEmbeddingHParams,
-                                AverageWordEmbeddingModelOptions, BertHParams, BertModelOptions,
-                                CSVParams)
+from components.options import (
+    DEFAULT_BERT_ENCODER,
+    AverageWordEmbeddingHParams,
+    AverageWordEmbeddingModelOptions,
+    BertHParams,
+    BertModelOptions,
+    CSVParams,
+)
 from components.quantization import QuantizationConfig
 
 _LOG = logging.getLogger(__name__)

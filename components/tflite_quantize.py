@@ -21,8 +21,7 @@ import numpy as np
 import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components import metadata as md
 from components.errors import ConfigError, DataSourceError
-from components.export import (SAVED_MODEL, TFLITE, converter_for, copy_deliverable_files,
-                               read_export_info)
+from components.export import SAVED_MODEL, TFLITE, converter_for, copy_deliverable_files, read_export_info
 from components.options import QuantizationConfig
 
 QUANT_INFO = "quantization.json"
@@ -123,7 +122,7 @@ def quantize_model(export_dir: str, config: QuantizationConfig, output_dir: str,
     else:
         try:
             converted = _convert(saved_model_dir, config.mode, examples)
-        except Exception as err:  # noqa: BLE001 (the converter raises several error types)
+        except Exception as err:
             if config.mode != "int8":
                 raise
             # Some encoders have ops without an int8 kernel; those stay float, the rest int8.

@@ -15,7 +15,6 @@ import numpy as np
 
 from components.errors import ConfigError
 
-
 _VARINT_TABLE = []
 for _n in range(1 << 14):
     _VARINT_TABLE.append(bytes([_n]) if _n < 0x80 else bytes([(_n & 0x7F) | 0x80, _n >> 7]))

@@ -12,11 +12,11 @@ import os
 import time
 from typing import Dict, Optional
 
-import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components import architectures, model_io, vocabulary
 from components.errors import ConfigError
 from components.tokenized import load_tokenized

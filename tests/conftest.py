@@ -62,7 +62,7 @@ def sentiment_rows(n_per_class=20, seed=0):
     neg = ["bad", "awful", "terrible", "boring", "dull", "poor", "horrible", "tedious"]
     filler = ["the", "movie", "film", "plot", "was", "a", "really", "very", "acting", "story"]
     rows = []
-    for i in range(n_per_class):
+    for _ in range(n_per_class):
         for label, words in (("1", pos), ("0", neg)):
             tokens = rng.sample(filler, 3) + rng.sample(words, 2)
             rng.shuffle(tokens)

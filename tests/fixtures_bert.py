@@ -139,10 +139,10 @@ def make_tiny_savedmodel_encoder(folder, vocab_tokens: Optional[Iterable[str]] =
     """
     import tempfile
 
-    import components  # noqa: F401
     import tensorflow as tf
     import tf_keras as keras
 
+    import components  # noqa: F401
     from components.hf_bert import HFBertEncoder
 
     folder = str(folder)
@@ -200,8 +200,9 @@ def make_tiny_tf1_hub_module(folder, vocab_tokens: Optional[Iterable[str]] = Non
     """
     import tempfile
 
-    import components  # noqa: F401
     import tensorflow as tf
+
+    import components  # noqa: F401
 
     v1 = tf.compat.v1
     folder = str(folder)

@@ -14,7 +14,6 @@ import unicodedata
 
 import numpy as np
 import pytest
-
 from tflite_fixtures import LABELS, mediapipe_classifier, mediapipe_scores
 
 from components import tokenizers as tok
@@ -62,7 +61,8 @@ def _vocab_dir(root):
 def _export(model, seq_len, labels, vocab_dir, out):
     from components.export import export_keras_model
 
-    info = {"architecture": "awe", "model_options": {"seq_len": seq_len, "do_lower_case": True, "device_case_variants": True},
+    info = {"architecture": "awe",
+            "model_options": {"seq_len": seq_len, "do_lower_case": True, "device_case_variants": True},
             "label_names": labels}
     return export_keras_model(model, info, vocab_dir, out)["tflite"]
 
@@ -141,7 +141,6 @@ def test_delimiters_agree_for_every_assigned_code_point(echo):
 
 def test_case_spellings_get_the_id_training_gives_them(echo):
     """Title/UPPER spellings on device map to the token training lower-cases them to."""
-    from components import metadata as md
 
     vocab = echo["tokenizer"].vocab
     pairs = tok.case_insensitive_vocab(sorted(vocab.items(), key=lambda p: p[1]))

@@ -5,12 +5,10 @@ import json
 import os
 
 import pytest
-
 from tflite_fixtures import make_awe, make_bert
 
 from components import metadata as md
-from components.benchmark import (benchmark_models, benchmark_tflite, main, markdown_table,
-                                  synthetic_inputs, table_rows)
+from components.benchmark import benchmark_models, benchmark_tflite, main, markdown_table, synthetic_inputs, table_rows
 from components.errors import DataSourceError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,18 +2,16 @@
 
 import numpy as np
 import pytest
-
-import components  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
+from fixtures_bert import make_tiny_hf_checkpoint, make_tiny_savedmodel_encoder, make_tiny_tf1_hub_module, tiny_vocab
 
+import components  # noqa: F401
 from components import bert
 from components.encoders import ENCODER_INPUTS, resolve_encoder
 from components.errors import ConfigError
 from components.options import BertHParams, BertModelOptions
 from components.train import class_weight_map
-from fixtures_bert import (make_tiny_hf_checkpoint, make_tiny_savedmodel_encoder,
-                           make_tiny_tf1_hub_module, tiny_vocab)
 
 VOCAB = {t: i for i, t in enumerate(tiny_vocab())}
 SEQ_LEN = 24

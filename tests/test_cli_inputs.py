@@ -81,7 +81,7 @@ def test_ingest_reads_a_gcs_folder(tmp_path, gcs_emulator, capsys):
     bucket = gcs_emulator.bucket("textclf-test")
     for i in range(2):
         bucket.blob(f"folder/part-{i}.tsv").upload_from_string(
-            "sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in sentiment_rows(10, seed=i)))
+            "sentence\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in sentiment_rows(10, seed=i)))
     out = tmp_path / "out"
     assert main(["ingest", "--train", "gs://textclf-test/folder/", "--output", str(out)]) == 0
     counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -94,7 +94,7 @@ def test_model_maker_api_reads_through_the_same_reader(tmp_path, caplog):
     from components import text_classifier
     rows = [('"a quoted start', "pos"), ("plain", "neg"), ("Fine", "Pos")]
     for i in range(2):
-        write_text(tmp_path / "d" / f"part-{i}.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
+        write_text(tmp_path / "d" / f"part-{i}.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
     params = text_classifier.CSVParams(text_column="sentence", label_column="label", delimiter="\t")
     data = text_classifier.Dataset.from_csv(filename=str(tmp_path / "d" / "part-*.tsv"), csv_params=params)
     assert data.size == 6 and data.texts[0] == '"a quoted start'

@@ -8,18 +8,25 @@ import tarfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from fixtures_bert import (
+    make_mobilebert_tiny_tarball,
+    make_tiny_hf_checkpoint,
+    make_tiny_savedmodel_encoder,
+    make_tiny_tf1_hub_module,
+    numpy_bert_forward,
+    serve_archive,
+    tar_folder,
+    tiny_hf_config,
+    tiny_hf_weights,
+    tiny_vocab,
+)
 
 import components  # noqa: F401
-import tensorflow as tf
-
 from components import encoder_downloads, encoders
 from components.encoders import ENCODER_INPUTS, EncoderSpec, build_encoder_layer, resolve_encoder
-from components.hf_bert import load_hf_checkpoint, read_safetensors
 from components.errors import EncoderError
-from fixtures_bert import (make_mobilebert_tiny_tarball, make_tiny_hf_checkpoint,
-                           make_tiny_savedmodel_encoder, make_tiny_tf1_hub_module,
-                           numpy_bert_forward, serve_archive, tar_folder, tiny_hf_config,
-                           tiny_hf_weights, tiny_vocab)
+from components.hf_bert import load_hf_checkpoint, read_safetensors
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@ writes must fit the compiled components, and the compiled kfp command must accep
 with this interpreter as `python3`)."""
 
 import copy
-import re
 import importlib.util
 import json
 import os
+import re
 import sys
 
 import pytest

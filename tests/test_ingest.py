@@ -14,7 +14,7 @@ TSV = CSVParams(delimiter="\t", text_column="sentence", label_column="label")
 
 
 def tsv(rows, header="sentence\tlabel"):
-    return header + "\n" + "".join(f"{t}\t{l}\n" for t, l in rows)
+    return header + "\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows)
 
 
 def out_dirs(tmp_path):
@@ -39,7 +39,7 @@ def test_reads_explicit_splits_and_profiles(tmp_path):
 
 def test_single_file_split_is_stratified_and_seeded(tmp_path):
     rows = sentiment_rows(50)
-    path = write_text(tmp_path / "all.csv", "text,label\n" + "".join(f"{t},{l}\n" for t, l in rows))
+    path = write_text(tmp_path / "all.csv", "text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows))
     options = SplitOptions(validation_fraction=0.2, test_fraction=0.1, seed=7)
     a, b = tmp_path / "a", tmp_path / "b"
     profile = ingest(path, split_options=options, output_dirs=out_dirs(a))
@@ -475,6 +475,7 @@ def _today_split(rows, fractions, seed):
     """The exact split as it was before streaming (reference for byte identity)."""
     import random
     from collections import defaultdict
+
     from components.labels import label_key as _label_key
     by_label = defaultdict(list)
     for index, (_, label) in enumerate(rows):
@@ -503,7 +504,7 @@ def test_exact_split_output_is_byte_identical_to_the_in_memory_algorithm(tmp_pat
     assert profile["split_method"]["method"] == "exact"
     expected = _today_split(rows, {"validation": 0.15, "test": 0.1}, 11)
     for name in ("train", "validation", "test"):
-        want = "".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in expected[name])
+        want = "".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in expected[name])
         assert (tmp_path / name / "examples-00000.jsonl").read_text(encoding="utf-8") == want
         assert (tmp_path / name / "labels.txt").read_text() == "0\n1\n2\n"
 
@@ -574,7 +575,7 @@ def test_gcs_folder_and_glob(tmp_path, gcs_emulator):
     bucket = gcs_emulator.bucket("textclf-test")
     for i in range(3):
         bucket.blob(f"shards/train-{i}.csv").upload_from_string(
-            "text,label\n" + "".join(f"{t},{l}\n" for t, l in sentiment_rows(4, seed=i)))
+            "text,label\n" + "".join(f"{t},{lab}\n" for t, lab in sentiment_rows(4, seed=i)))
     bucket.blob("shards/_SUCCESS").upload_from_string("")
     for source in ("gs://textclf-test/shards/", "gs://textclf-test/shards", "gs://textclf-test/shards/train-*.csv"):
         result = read_delimited(source, CSVParams())

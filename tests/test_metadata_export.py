@@ -6,9 +6,7 @@ import os
 
 import numpy as np
 import pytest
-
-from tflite_fixtures import (LABELS, PROBE_TEXTS, make_awe, make_bert, mediapipe_classifier,
-                             mediapipe_scores)
+from tflite_fixtures import LABELS, PROBE_TEXTS, make_awe, make_bert, mediapipe_classifier, mediapipe_scores
 
 from components import architectures
 from components import metadata as md
@@ -179,8 +177,8 @@ def test_rewriting_metadata_replaces_it(awe):
 
 
 def test_copy_metadata_follows_target_input_order(bert):
-    from ai_edge_litert import schema_py_generated as tfl
     import flatbuffers
+    from ai_edge_litert import schema_py_generated as tfl
 
     source = _read(bert["export"]["tflite"])
     model = tfl.ModelT.InitFromPackedBuf(source, 0)
@@ -290,8 +288,8 @@ def test_awe_export_is_laid_out_for_latency(tmp_path):
     """At the default size, everything after the embedding lookup runs in one XNNPACK partition
     (a second partition costs ~8 % of the latency) and the table sits on a cache line (a row
     straddling two costs ~4 %) — what keeps us at or below Model Maker's export."""
-    from components.export import export_keras_model
     from components.awe_model import build_awe_model
+    from components.export import export_keras_model
     from components.options import AverageWordEmbeddingModelOptions
 
     options = AverageWordEmbeddingModelOptions(seq_len=256)

@@ -12,10 +12,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import sentiment_rows
-from fixtures_bert import (make_mobilebert_tiny_tarball, make_tiny_tf1_hub_module, serve_archive,
-                           tar_folder)
+from fixtures_bert import make_mobilebert_tiny_tarball, make_tiny_tf1_hub_module, serve_archive, tar_folder
 from tflite_fixtures import mediapipe_classifier, mediapipe_scores
 
 from components import encoders, text_classifier

@@ -10,12 +10,11 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import sentiment_rows, write_text
 from fixtures_bert import make_tiny_hf_checkpoint
 from tflite_fixtures import mediapipe_classifier, mediapipe_scores
 
-from components import text_classifier, quantization  # the one line that changes
+from components import quantization, text_classifier  # the one line that changes
 from components.errors import ConfigError, LabelError
 
 PROBES = ["the movie was great", "a terrible boring plot", "Great acting, wonderful story",

@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from fixtures_bert import make_tiny_hf_checkpoint
 
 from components import split_io

@@ -5,15 +5,14 @@ import os
 
 import numpy as np
 import pytest
-
 from tflite_fixtures import LABELS, PROBE_TEXTS, make_awe, make_bert, mediapipe_classifier, mediapipe_scores
 
 from components import metadata as md
 from components.errors import ConfigError, QualityGateError
 from components.metrics import classification_metrics
 from components.options import QuantizationConfig
-from components.tflite_quantize import quantize_model
 from components.tflite_eval import compare_models, evaluate_tflite
+from components.tflite_quantize import quantize_model
 
 MODES = ("dynamic", "float16", "int8")
 

@@ -8,10 +8,21 @@ import numpy as np
 import pytest
 
 from components.errors import ConfigError, VocabularyError
-from components.tokenizers import (AWE_TOKEN_PATTERN, PAD, START, UNKNOWN, BertTokenizer,
-                                   RegexTokenizer, build_awe_vocab, count_words,
-                                   infer_bert_do_lower_case, load_awe_vocab, load_bert_vocab,
-                                   split_words, write_awe_vocab)
+from components.tokenizers import (
+    AWE_TOKEN_PATTERN,
+    PAD,
+    START,
+    UNKNOWN,
+    BertTokenizer,
+    RegexTokenizer,
+    build_awe_vocab,
+    count_words,
+    infer_bert_do_lower_case,
+    load_awe_vocab,
+    load_bert_vocab,
+    split_words,
+    write_awe_vocab,
+)
 
 TRICKY = [
     "Don't STOP -- it's great!!",

@@ -132,11 +132,11 @@ def bert_standin(vocab_size: int, dim: int = 16):
 def make_bert(root: str, seq_len: int = 24, epochs: int = 40) -> Dict:
     """Trains and exports the BERT stand-in with a WordPiece vocabulary (tests/fixtures_bert's)."""
     import tf_keras as keras
+    from fixtures_bert import tiny_vocab
 
     from components import tokenizers as tok
     from components import vocabulary as vocab_io
     from components.export import export_keras_model
-    from fixtures_bert import tiny_vocab
 
     vocab_dir = os.path.join(root, "vocab")
     vocab = tiny_vocab()

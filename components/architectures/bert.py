@@ -86,7 +86,8 @@ class BertSpec(ArchitectureSpec):
     def write_metadata(self, tflite_bytes: bytes, vocabulary, label_names: Sequence[str],
                        info: Mapping[str, Any]) -> bytes:
         from components import metadata as md
-        return md.write_bert_tokenizer_metadata(tflite_bytes, vocabulary.raw, label_names, producer={"architecture": self.name})
+        return md.write_bert_tokenizer_metadata(tflite_bytes, vocabulary.raw, label_names,
+                                                producer={"architecture": self.name})
 
     def export_warnings(self, info: Mapping[str, Any], vocabulary) -> List[str]:
         if vocabulary.do_lower_case:
