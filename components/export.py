@@ -25,8 +25,8 @@ SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
 EXPORT_INFO = "export.json"
 SIGNATURE = "serving_default"
-# What an export folder repeats from the vocabulary folder, so it is a deliverable by itself.
-VOCABULARY_FILES = (vocab_io.VOCAB_FILE, vocab_io.TOKENIZER_FILE)
+# What an export folder holds beside the model, so it (or a copy) is a deliverable by itself.
+DELIVERABLE_FILES = (labels.LABELS_FILE, vocab_io.VOCAB_FILE, vocab_io.TOKENIZER_FILE)
 OUTPUT_NAME = "score"
 
 
@@ -87,7 +87,7 @@ def tflite_path(folder: str) -> str:
 def copy_deliverable_files(source_dir: str, target_dir: str) -> None:
     """labels.txt and the vocabulary files beside a model, as an export folder holds them."""
     os.makedirs(target_dir, exist_ok=True)
-    for name in (labels.LABELS_FILE, *VOCABULARY_FILES):
+    for name in DELIVERABLE_FILES:
         source = os.path.join(source_dir, name)
         if os.path.exists(source):
             shutil.copyfile(source, os.path.join(target_dir, name))

@@ -16,7 +16,6 @@ duplicates always land together, and each label's fractions hold in expectation.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -30,6 +29,7 @@ from components.errors import InputFormatError, LabelError
 from components.labels import label_key, sorted_label_names
 from components.options import CSVParams, SplitOptions
 from components.profile import SplitStats, build_profile, labels_differing_only_by_case, profile_markdown
+from components.profile import write as write_profile
 from components.split_io import SplitWriter, encode_label_tail
 from components.split_io import _encode_string as _encode_text
 
@@ -435,11 +435,7 @@ def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVPara
     notes = _small_class_notes(stats, list(carve), label_names, run.id_names)
     profile = build_profile(stats, label_names, run.id_names, sources, run.files, run.bad, split_method, notes)
     if profile_dir:
-        os.makedirs(profile_dir, exist_ok=True)
-        with open(os.path.join(profile_dir, "profile.json"), "w", encoding="utf-8") as f:
-            json.dump(profile, f, indent=2, ensure_ascii=False)
-        with open(os.path.join(profile_dir, "profile.md"), "w", encoding="utf-8") as f:
-            f.write(profile_markdown(profile))
+        write_profile(profile_dir, profile)
     return profile
 
 

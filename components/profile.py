@@ -8,6 +8,8 @@ splits are counted on a 64-bit hash of each text, kept with its label id: 12 byt
 
 from __future__ import annotations
 
+import json
+import os
 from array import array
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence
@@ -15,6 +17,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from components.delimited import BadRowLog
+
+PROFILE_JSON = "profile.json"
+PROFILE_MD = "profile.md"
 
 LENGTH_STATISTICS = "exact, from per-split histograms of text lengths"
 DUPLICATE_STATISTICS = "by a 64-bit hash of each text"
@@ -178,3 +183,17 @@ def profile_markdown(profile: Dict) -> str:
     if profile.get("notes"):
         lines += ["", "Notes:"] + [f"- {note}" for note in profile["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def write(folder: str, profile: Dict) -> None:
+    """The profile folder: profile.json and its Markdown rendering, profile.md."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, PROFILE_JSON), "w", encoding="utf-8") as f:
+        json.dump(profile, f, indent=2, ensure_ascii=False)
+    with open(os.path.join(folder, PROFILE_MD), "w", encoding="utf-8") as f:
+        f.write(profile_markdown(profile))
+
+
+def markdown_path(folder: str) -> Optional[str]:
+    path = os.path.join(folder, PROFILE_MD)
+    return path if os.path.exists(path) else None

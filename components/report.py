@@ -15,15 +15,17 @@ import shutil
 from typing import Any, Dict, List, Mapping, Sequence
 
 from components import architectures, run_results
+from components import profile as profile_io
 from components.benchmark import format_latency, format_size
 from components.labels import LABELS_FILE
+from components.profile import PROFILE_MD
 from components.vocabulary import TOKENIZER_FILE, VOCAB_FILE
 
 SUMMARY_FILE = "summary.json"
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
-PROFILE_MD = "profile.md"
 PLOTS = "plots"
 DELIVERED_TFLITE, FLOAT_TFLITE = "model.tflite", "model_float.tflite"
+DELIVERED_METRICS = "metrics.json"  # Keras, .tflite and latency figures of one delivered model
 # Past this many classes a confusion matrix is drawn without numbers in its cells (they would not
 # be readable) and the report lists the largest confusions instead.
 CELL_LABELS_UP_TO = 20
@@ -170,7 +172,7 @@ def _deliver(arch: str, result: Mapping[str, Any], row: Mapping[str, Any], deliv
     for name in (LABELS_FILE, VOCAB_FILE, TOKENIZER_FILE):
         if os.path.exists(os.path.join(folder, name)):
             shutil.copyfile(os.path.join(folder, name), os.path.join(target, name))
-    with open(os.path.join(target, "metrics.json"), "w") as f:
+    with open(os.path.join(target, DELIVERED_METRICS), "w") as f:
         json.dump({"evaluation": result["evaluation"], "tflite": result["tflite_evaluation"],
                    "latency": result["latency"]["models"]}, f, indent=2)
 
@@ -210,8 +212,8 @@ def build_report(profile_dir: str, results_dir: str, min_accuracy: float, markdo
             _deliver(arch, result, row, deliverables_dir)
 
     profile_md = ""
-    profile_file = os.path.join(profile_dir, PROFILE_MD)
-    if os.path.exists(profile_file):
+    profile_file = profile_io.markdown_path(profile_dir)
+    if profile_file:
         with open(profile_file, encoding="utf-8") as f:
             profile_md = f.read()
         shutil.copyfile(profile_file, os.path.join(deliverables_dir, PROFILE_MD))

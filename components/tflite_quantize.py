@@ -21,6 +21,7 @@ import numpy as np
 import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from components import metadata as md
 from components.errors import ConfigError, DataSourceError
+from components.export import DELIVERABLE_FILES as REPEATED_FILES  # noqa: F401 (the folder's contract)
 from components.export import SAVED_MODEL, TFLITE, converter_for, copy_deliverable_files, read_export_info
 from components.options import QuantizationConfig
 
