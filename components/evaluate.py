@@ -30,12 +30,27 @@ def predict_tokenized(model, info: Dict, folder: str, batch_size: int = 256) -> 
     return np.concatenate(probs), np.concatenate(labels)
 
 
-def evaluate(model_dir: str, test_dir: str, output_dir: str = "") -> Dict:
-    """Metrics of the model on `test_dir`; with `output_dir`, also writes `metrics.json`."""
+def evaluate(model_dir: str, test_dir: str, output_dir: str = "", validation_dir: str = "") -> Dict:
+    """Metrics of the model on `test_dir`; with `validation_dir`, also its validation figures and
+    the majority-class predictor's on both splits (what the report's baseline gate compares);
+    with `output_dir`, writes `metrics.json`."""
+    from components.metrics import majority_label, majority_metrics
+
     model, info = model_io.load_trained(model_dir)
     probs, labels = predict_tokenized(model, info, test_dir)
     metrics = classification_metrics(labels, probs, info["label_names"])
     metrics["architecture"] = info["architecture"]
+    counts = model_io.read_training(model_dir).get("train_label_counts")
+    if validation_dir:
+        val_probs, val_labels = predict_tokenized(model, info, validation_dir)
+        validation = classification_metrics(val_labels, val_probs, info["label_names"])
+        metrics["validation"] = {k: validation[k] for k in ("accuracy", "macro_f1", "balanced_accuracy",
+                                                            "num_examples")}
+    if counts:
+        majority = majority_label(counts, info["label_names"])
+        metrics["majority"] = {"test": majority_metrics(labels, majority, info["label_names"])}
+        if validation_dir:
+            metrics["majority"]["validation"] = majority_metrics(val_labels, majority, info["label_names"])
     if output_dir:
         write_metrics(output_dir, metrics)
     return metrics

@@ -6,9 +6,11 @@ One implementation for both means an accuracy drop between a Keras model and its
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
+
+from components.errors import ConfigError
 
 _EPS = 1e-7
 
@@ -57,16 +59,16 @@ def classification_metrics(y_true, probs, label_names: Sequence[str]) -> Dict[st
     probs = np.asarray(probs, dtype=np.float64)
     num_classes = len(label_names)
     if probs.ndim != 2 or probs.shape != (len(y_true), num_classes):
-        raise ValueError(f"probs must be [{len(y_true)}, {num_classes}], got {list(probs.shape)}")
+        raise ConfigError(f"probs must be [{len(y_true)}, {num_classes}], got {list(probs.shape)}")
     if len(y_true) and (y_true.min() < 0 or y_true.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes}), got {y_true.min()}..{y_true.max()}")
+        raise ConfigError(f"labels must be in [0, {num_classes}), got {y_true.min()}..{y_true.max()}")
     n = len(y_true)
     predicted = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (y_true, predicted), 1)
 
     per_class = {}
-    f1s = []
+    f1s, recalls = [], []
     for k, name in enumerate(label_names):
         tp = confusion[k, k]
         predicted_k, actual_k = confusion[:, k].sum(), confusion[k, :].sum()
@@ -74,6 +76,8 @@ def classification_metrics(y_true, probs, label_names: Sequence[str]) -> Dict[st
         recall = tp / actual_k if actual_k else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         f1s.append(f1)
+        if actual_k:
+            recalls.append(recall)
         per_class[str(name)] = {"precision": float(precision), "recall": float(recall),
                                 "f1": float(f1), "support": int(actual_k)}
 
@@ -84,6 +88,9 @@ def classification_metrics(y_true, probs, label_names: Sequence[str]) -> Dict[st
         "loss": float(-np.log(np.clip(true_probs, _EPS, 1.0)).mean()) if n else 0.0,
         "per_class": per_class,
         "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+        # Mean recall over the classes present: 1 / (classes present) for any constant predictor
+        # and in expectation for a random one, whatever the class mix.
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else 0.0,
         "confusion_matrix": confusion.tolist(),
         "label_names": [str(x) for x in label_names],
     }
@@ -91,3 +98,20 @@ def classification_metrics(y_true, probs, label_names: Sequence[str]) -> Dict[st
         result["roc_auc"] = _binary_roc_auc(y_true, probs[:, 1])
         result["roc_curve"] = _binary_roc_curve(y_true, probs[:, 1])
     return result
+
+
+def majority_label(label_counts: Mapping[str, int], label_names: Sequence[str]) -> int:
+    """The id of the training split's most frequent label (ties: the first in id order)."""
+    counts = [int(label_counts.get(name, 0)) for name in label_names]
+    return int(np.argmax(counts))
+
+
+def majority_metrics(y_true, majority_id: int, label_names: Sequence[str]) -> Dict[str, Any]:
+    """What always answering the majority label scores on these labels: the floor a model must
+    clear (on skewed data plain accuracy does not show it, balanced accuracy does)."""
+    y_true = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    probs = np.zeros((len(y_true), len(label_names)))
+    probs[:, majority_id] = 1.0
+    full = classification_metrics(y_true, probs, label_names)
+    return {"label": str(label_names[majority_id]),
+            **{k: full[k] for k in ("accuracy", "macro_f1", "balanced_accuracy", "num_examples")}}

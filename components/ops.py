@@ -90,15 +90,17 @@ def train(architecture: str, model_options: dict, hparams: dict, checkpoint_root
     log_metrics(training_metrics, summary["metrics"])
 
 
-def evaluate(cache_salt: str, model: Input[Model], test_tokens: Input[Dataset], evaluation: Output[Artifact],
-             metrics: Output[Metrics], classification_metrics: Output[ClassificationMetrics]):
-    """Evaluates the trained Keras model on the test split.
+def evaluate(cache_salt: str, model: Input[Model], test_tokens: Input[Dataset], validation_tokens: Input[Dataset],
+             evaluation: Output[Artifact], metrics: Output[Metrics],
+             classification_metrics: Output[ClassificationMetrics]):
+    """Evaluates the trained Keras model on the test split, and against the majority-class
+    predictor on validation and test.
 
     Args:
         cache_salt: Changes with the library's code and local inputs.
     """
     from components.steps import evaluate_step, log_classification
-    result = evaluate_step(model.path, test_tokens.path, evaluation.path)
+    result = evaluate_step(model.path, test_tokens.path, evaluation.path, validation_tokens.path)
     log_classification(result, metrics, classification_metrics)
     evaluation.metadata.update({"architecture": result["architecture"], "cache_salt": cache_salt})
 
@@ -171,18 +173,21 @@ def collect(architecture: str, model: Input[Model], evaluation: Input[Artifact],
                  previous.path if previous is not None else None)
 
 
-def report(min_accuracy: float, cache_salt: str, profile: Input[Artifact], results: Input[Artifact],
-           report_markdown: Output[Markdown], report_html: Output[HTML], deliverables: Output[Artifact],
-           summary_metrics: Output[Metrics]):
+def report(min_accuracy: float, min_gain_over_majority: float, publish_below_baseline: bool, cache_salt: str,
+           profile: Input[Artifact], results: Input[Artifact], report_markdown: Output[Markdown],
+           report_html: Output[HTML], deliverables: Output[Artifact], summary_metrics: Output[Metrics]):
     """The guide's benchmark table for this run, plots, profile, and the deliverables folder.
 
     Args:
         min_accuracy: Publish gate: a model below this test accuracy is reported, not published.
+        min_gain_over_majority: Baseline gate: validation balanced accuracy must beat the
+            majority-class predictor's by this much, or the model is flagged and not published.
+        publish_below_baseline: Publish a model that fails the baseline gate all the same.
         cache_salt: Changes with the library's code and local inputs.
     """
     from components.steps import log_metrics, report_step
     summary = report_step(profile.path, results.path, min_accuracy, report_markdown.path, report_html.path,
-                          deliverables.path)
+                          deliverables.path, min_gain_over_majority, publish_below_baseline)
     log_metrics(summary_metrics, summary["metrics"])
     deliverables.metadata["cache_salt"] = cache_salt
 

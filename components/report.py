@@ -92,7 +92,26 @@ def top_confusions(matrix: Sequence[Sequence[int]], labels: Sequence[str], count
     return [{"true": labels[i], "predicted": labels[j], "count": value} for value, i, j in cells[:count]]
 
 
-def _row(arch: str, result: Mapping[str, Any], min_accuracy: float) -> Dict[str, Any]:
+BASELINE_METRIC = "balanced_accuracy"
+DEFAULT_MIN_GAIN_OVER_MAJORITY = 0.05
+
+
+def baseline_check(evaluation: Mapping[str, Any], margin: float) -> Dict[str, Any]:
+    """Does the model beat always answering the training split's majority label, on the
+    validation split, by `margin` of balanced accuracy (mean per-class recall)? Plain accuracy
+    would let a majority-only model pass on skewed data; a constant or random predictor's balanced
+    accuracy is 1 / classes whatever the mix."""
+    model = evaluation.get("validation", {}).get(BASELINE_METRIC)
+    majority = evaluation.get("majority", {}).get("validation", {})
+    if model is None or BASELINE_METRIC not in majority:
+        return {"checked": False}
+    return {"checked": True, "metric": BASELINE_METRIC, "split": "validation", "model": model,
+            "majority": majority[BASELINE_METRIC], "majority_label": majority["label"], "margin": margin,
+            "passed": model >= majority[BASELINE_METRIC] + margin - 1e-12}
+
+
+def _row(arch: str, result: Mapping[str, Any], min_accuracy: float, margin: float,
+         publish_below_baseline: bool) -> Dict[str, Any]:
     quant_mode = result["quantization"]["quantization"]
     delivered = "quantized" if quant_mode != "none" else "float"
     compare = result["tflite_evaluation"]
@@ -112,14 +131,25 @@ def _row(arch: str, result: Mapping[str, Any], min_accuracy: float) -> Dict[str,
         "float_p50_ms_1_thread": bench["float"]["latency"]["1"]["p50_ms"],
         "quantization": quant_mode,
         "delivered": delivered,
-        "published": accuracy >= min_accuracy,
+        "baseline": baseline_check(result["evaluation"], margin),
+        "majority_test": result["evaluation"].get("majority", {}).get("test"),
         "train_seconds": result["training"].get("train_seconds"),
         "best_epoch": result["training"].get("best_epoch"),
         "picked_defaults": {**result["model"].get("picked", {}),
                             **result["training"].get("picked", {})},
     }
-    if not row["published"]:
-        row["not_published_because"] = f"test accuracy {accuracy:.4f} is below min_accuracy {min_accuracy:.4f}"
+    row["beats_majority"] = row["baseline"].get("passed", True)
+    reasons = []
+    if accuracy < min_accuracy:
+        reasons.append(f"test accuracy {accuracy:.4f} is below min_accuracy {min_accuracy:.4f}")
+    if not row["beats_majority"] and not publish_below_baseline:
+        b = row["baseline"]
+        reasons.append(f"validation {b['metric'].replace('_', ' ')} {b['model']:.4f} does not beat the "
+                       f"majority-class predictor's {b['majority']:.4f} by {b['margin']:.2f} (pass "
+                       "publish_below_baseline to publish it anyway)")
+    row["published"] = not reasons
+    if reasons:
+        row["not_published_because"] = "; ".join(reasons)
     return row
 
 
@@ -137,6 +167,16 @@ def _section(arch: str, title: str, row: Mapping[str, Any], result: Mapping[str,
         + ("Published." if row["published"] else f"**Not published**: {row['not_published_because']}."),
         "",
     ]
+    baseline, majority = row["baseline"], row.get("majority_test")
+    if baseline.get("checked"):
+        verdict = "beats it" if baseline["passed"] else "**does not beat it**"
+        lines += [f"Against always answering the training majority `{baseline['majority_label']}`: validation "
+                  f"balanced accuracy {baseline['model']:.4f} vs {baseline['majority']:.4f} (the model must be "
+                  f"{baseline['margin']:.2f} above): {verdict}."
+                  + (f" On test the majority predictor scores accuracy {100 * majority['accuracy']:.2f}%, "
+                     f"macro F1 {majority['macro_f1']:.4f}." if majority else ""), ""]
+    for warning in result["training"].get("data_warnings", []):
+        lines += [f"Warning: {warning}.", ""]
     model_options = result["model"].get("model_options", {})
     picked = row["picked_defaults"]
     if model_options or picked:
@@ -178,19 +218,29 @@ def _deliver(arch: str, result: Mapping[str, Any], row: Mapping[str, Any], deliv
 
 
 def build_report(profile_dir: str, results_dir: str, min_accuracy: float, markdown_path: str,
-                 html_path: str, deliverables_dir: str) -> Dict:
-    """Writes report.md/.html and the deliverables folder; returns summary.json's content."""
+                 html_path: str, deliverables_dir: str,
+                 min_gain_over_majority: float = DEFAULT_MIN_GAIN_OVER_MAJORITY,
+                 publish_below_baseline: bool = False) -> Dict:
+    """Writes report.md/.html and the deliverables folder; returns summary.json's content.
+
+    A model is published when its test accuracy reaches `min_accuracy` and it beats the
+    majority-class predictor (`baseline_check`) by `min_gain_over_majority`, unless
+    `publish_below_baseline`.
+    """
     results = run_results.read(results_dir)
     os.makedirs(deliverables_dir, exist_ok=True)
     plots = os.path.join(deliverables_dir, PLOTS)
     os.makedirs(plots, exist_ok=True)
 
-    summary: Dict = {"models": {}, "min_accuracy": min_accuracy}
+    summary: Dict = {"models": {}, "min_accuracy": min_accuracy,
+                     "baseline_gate": {"metric": BASELINE_METRIC, "split": "validation",
+                                       "margin": min_gain_over_majority,
+                                       "publish_below_baseline": publish_below_baseline}}
     table = ["| Model architecture | Test accuracy | Model size | CPU 1 thread latency | Quantization |",
              "|---|---|---|---|---|"]
     sections: List[str] = []
     for arch, result in results.items():
-        row = _row(arch, result, min_accuracy)
+        row = _row(arch, result, min_accuracy, min_gain_over_majority, publish_below_baseline)
         summary["models"][arch] = row
         title = architectures.get(arch).describe(result["model"])
         table.append(f"| {title} | {100 * row['accuracy']:.2f}% | {format_size(row['model_bytes'])} | "

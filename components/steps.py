@@ -50,9 +50,9 @@ def train_step(architecture: str, model_options: Mapping, hparams: Mapping, trai
     return summary
 
 
-def evaluate_step(model_dir: str, test_dir: str, output_dir: str) -> Dict:
+def evaluate_step(model_dir: str, test_dir: str, output_dir: str, validation_dir: str = "") -> Dict:
     from components.evaluate import evaluate
-    return evaluate(model_dir, test_dir, output_dir)
+    return evaluate(model_dir, test_dir, output_dir, validation_dir)
 
 
 def export_step(model_dir: str, vocab_dir: str, output_dir: str) -> Dict:
@@ -87,9 +87,11 @@ def collect_step(architecture: str, model_dir: str, evaluation_dir: str, exporte
 
 
 def report_step(profile_dir: str, results_dir: str, min_accuracy: float, markdown_path: str,
-                html_path: str, deliverables_dir: str) -> Dict:
+                html_path: str, deliverables_dir: str, min_gain_over_majority: float = 0.05,
+                publish_below_baseline: bool = False) -> Dict:
     from components.report import build_report
-    summary = build_report(profile_dir, results_dir, min_accuracy, markdown_path, html_path, deliverables_dir)
+    summary = build_report(profile_dir, results_dir, min_accuracy, markdown_path, html_path, deliverables_dir,
+                           min_gain_over_majority, publish_below_baseline)
     metrics = {}
     for arch, row in summary["models"].items():
         for key in ("accuracy", "model_bytes", "p50_ms_1_thread"):
@@ -107,7 +109,7 @@ def publish_step(deliverables_dir: str, export_dir: str) -> List[str]:
 
 def classification_scalars(result: Mapping[str, Any]) -> Dict[str, float]:
     """The scalars of a metrics result as kfp Metrics shows them (per-class ones by label name)."""
-    scalars = {key: float(result[key]) for key in ("accuracy", "loss", "macro_f1", "roc_auc")
+    scalars = {key: float(result[key]) for key in ("accuracy", "loss", "macro_f1", "balanced_accuracy", "roc_auc")
                if result.get(key) is not None}
     for name, per_class in result.get("per_class", {}).items():
         for key in ("precision", "recall", "f1"):

@@ -283,6 +283,7 @@ class TextClassifier:
         self._tflite_runner = None
         self.training: Dict[str, Any] = {}
         self.warnings: List[str] = []
+        self.baseline: Dict[str, Any] = {}
 
     # -- construction --------------------------------------------------------------------------
 
@@ -346,7 +347,27 @@ class TextClassifier:
                               self._vocab_dir, model_options, hparams, model_dir,
                               os.path.join(work, "checkpoints"))
         self._model, self._info = model_io.load_trained(model_dir)
+        self.baseline = self._baseline(folders["validation"], metas["train"])
+        if self.baseline.get("checked") and not self.baseline["passed"]:
+            warnings.warn(f"the model does not beat always answering {self.baseline['majority_label']!r} on the "
+                          f"validation data (balanced accuracy {self.baseline['model']:.3f} vs "
+                          f"{self.baseline['majority']:.3f}): it has not learned the task. More data, more epochs "
+                          "or a higher learning rate may help.", stacklevel=2)
         return self
+
+    def _baseline(self, validation_dir: str, train_meta: Dict[str, Any]) -> Dict[str, Any]:
+        """The report's baseline gate, on the validation data given to `create`."""
+        from components.evaluate import predict_tokenized
+        from components.metrics import classification_metrics, majority_label, majority_metrics
+        from components.report import DEFAULT_MIN_GAIN_OVER_MAJORITY, baseline_check
+
+        probs, labels = predict_tokenized(self._model, self._info, validation_dir)
+        if not len(labels):
+            return {"checked": False}
+        majority = majority_label(train_meta.get("label_counts", {}), self._label_names)
+        evaluation = {"validation": classification_metrics(labels, probs, self._label_names),
+                      "majority": {"validation": majority_metrics(labels, majority, self._label_names)}}
+        return baseline_check(evaluation, DEFAULT_MIN_GAIN_OVER_MAJORITY)
 
     @classmethod
     def load(cls, path: str) -> "TextClassifier":

@@ -138,6 +138,8 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
     summary = {"architecture": spec.name, "epochs": hparams.epochs, "best_epoch": state["best_epoch"],
                "best_val_accuracy": state["best_value"], "train_seconds": round(train_seconds, 2),
                "train_examples": meta["num_examples"], "steps_per_epoch": steps_per_epoch,
+               "train_label_counts": meta.get("label_counts", {}),
+               "data_warnings": meta.get("warnings", []),
                "picked": resolved.picked, "history": state["history"]}
     model_io.write_training(model_dir, summary)
     return summary

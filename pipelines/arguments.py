@@ -20,7 +20,8 @@ from pipelines import resources as res
 
 SHARED_OPTION_CLASSES = {"csv_params": CSVParams, "split_options": SplitOptions,
                          "quantization": QuantizationConfig}
-SCALARS = ("train", "validation", "test", "max_accuracy_drop", "min_accuracy", "benchmark_runs", "export_dir",
+SCALARS = ("train", "validation", "test", "max_accuracy_drop", "min_accuracy", "min_gain_over_majority",
+           "publish_below_baseline", "benchmark_runs", "export_dir",
            "checkpoint_root", "models", "beam_pipeline_args", "resources")
 
 
@@ -69,7 +70,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="epochs for every architecture trained")
     parser.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"))
     parser.add_argument("--export-dir", help="where the deliverables go (local path or gs://)")
-    parser.add_argument("--min-accuracy", type=float, help="quality gate: models below it are not published")
+    parser.add_argument("--min-accuracy", type=float, help="quality gate: models below this test accuracy are "
+                                                           "not published (default 0)")
+    parser.add_argument("--min-gain-over-majority", type=float,
+                        help="baseline gate: validation balanced accuracy must beat always answering the "
+                             "majority label by this much (default 0.05), else the model is not published")
+    parser.add_argument("--publish-below-baseline", action="store_true", default=None,
+                        help="publish a model that fails the baseline gate anyway")
     parser.add_argument("--max-accuracy-drop", type=float, help="points of accuracy quantization may cost")
     parser.add_argument("--benchmark-runs", type=int)
     parser.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
@@ -120,6 +127,12 @@ def _check_scalars(values: Dict[str, Any]) -> None:
         value = _number(values, "min_accuracy", float)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"min_accuracy is a fraction in [0, 1], got {value}")
+    if values.get("min_gain_over_majority") is not None:
+        value = _number(values, "min_gain_over_majority", float)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"min_gain_over_majority is a fraction in [0, 1], got {value}")
+    if values.get("publish_below_baseline") is not None and not isinstance(values["publish_below_baseline"], bool):
+        raise ConfigError(f"publish_below_baseline must be true or false, got {values['publish_below_baseline']!r}")
     if values.get("max_accuracy_drop") is not None:
         value = _number(values, "max_accuracy_drop", float)
         if not 0.0 <= value <= 100.0:
@@ -182,6 +195,8 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
             values["quantization"] = {**(values.get("quantization") or {}), "mode": args.quantization}
         _set(values, "export_dir", args.export_dir)
         _set(values, "min_accuracy", args.min_accuracy)
+        _set(values, "min_gain_over_majority", args.min_gain_over_majority)
+        _set(values, "publish_below_baseline", args.publish_below_baseline)
         _set(values, "max_accuracy_drop", args.max_accuracy_drop)
         _set(values, "benchmark_runs", args.benchmark_runs)
         if args.beam_args:

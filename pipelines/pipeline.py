@@ -32,6 +32,8 @@ DEFAULTS: Dict[str, Any] = {
     "beam_pipeline_args": [],
     "max_accuracy_drop": 1.0,
     "min_accuracy": 0.0,
+    "min_gain_over_majority": 0.05,
+    "publish_below_baseline": False,
     "benchmark_runs": 200,
     "export_dir": "",
     "checkpoint_root": "",
@@ -42,7 +44,7 @@ DEFAULTS: Dict[str, Any] = {
 MODEL_OPTION_DEFAULTS: Dict[str, Dict[str, Any]] = {"bert": {"encoder": "minilm-l6"}}
 _ANNOTATIONS = {"train": str, "validation": str, "test": str, "csv_params": dict, "split_options": dict,
                 "quantization": dict, "beam_pipeline_args": List[str], "max_accuracy_drop": float,
-                "min_accuracy": float, "benchmark_runs": int, "export_dir": str, "checkpoint_root": str,
+                "min_accuracy": float, "min_gain_over_majority": float, "publish_below_baseline": bool, "benchmark_runs": int, "export_dir": str, "checkpoint_root": str,
                 "cache_salt": str}
 
 
@@ -115,7 +117,8 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
                            train_tokens=prep.outputs["train_tokens"],
                            validation_tokens=prep.outputs["validation_tokens"], vocab=prep.outputs["vocab"])
             evaluated = task("evaluate", arch, cache_salt=salt, model=trained.outputs["model"],
-                             test_tokens=prep.outputs["test_tokens"])
+                             test_tokens=prep.outputs["test_tokens"],
+                             validation_tokens=prep.outputs["validation_tokens"])
             exported = task("export", arch, cache_salt=salt, model=trained.outputs["model"],
                             vocab=prep.outputs["vocab"])
             quantized = task("quantize", arch, quantization=p["quantization"], cache_salt=salt,
@@ -135,7 +138,9 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
                              latency=timed.outputs["latency"], **previous)
             collected.set_caching_options(False)  # carries the (uncached) latency figures on
 
-        reported = task("report", min_accuracy=p["min_accuracy"], cache_salt=salt,
+        reported = task("report", min_accuracy=p["min_accuracy"],
+                        min_gain_over_majority=p["min_gain_over_majority"],
+                        publish_below_baseline=p["publish_below_baseline"], cache_salt=salt,
                         profile=ingest.outputs["profile"], results=collected.outputs["results"])
         reported.set_caching_options(False)
         with dsl.If(p["export_dir"] != "", name="export-dir-given"):

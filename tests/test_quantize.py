@@ -157,5 +157,5 @@ def test_classification_metrics_edge_cases():
     three = classification_metrics([0, 1, 2], np.eye(3), ["x", "y", "z"])
     assert three["accuracy"] == 1.0 and "roc_auc" not in three and three["macro_f1"] == 1.0
     assert classification_metrics([0], [[0.0, 1.0]], ["a", "b"])["loss"] == pytest.approx(-np.log(1e-7))
-    with pytest.raises(ValueError, match="probs must be"):
+    with pytest.raises(ConfigError, match="probs must be"):
         classification_metrics([0, 1], [[1.0, 0.0]], ["a", "b"])
