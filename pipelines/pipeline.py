@@ -44,8 +44,8 @@ DEFAULTS: Dict[str, Any] = {
 MODEL_OPTION_DEFAULTS: Dict[str, Dict[str, Any]] = {"bert": {"encoder": "minilm-l6"}}
 _ANNOTATIONS = {"train": str, "validation": str, "test": str, "csv_params": dict, "split_options": dict,
                 "quantization": dict, "beam_pipeline_args": List[str], "max_accuracy_drop": float,
-                "min_accuracy": float, "min_gain_over_majority": float, "publish_below_baseline": bool, "benchmark_runs": int, "export_dir": str, "checkpoint_root": str,
-                "cache_salt": str}
+                "min_accuracy": float, "min_gain_over_majority": float, "publish_below_baseline": bool,
+                "benchmark_runs": int, "export_dir": str, "checkpoint_root": str, "cache_salt": str}
 
 
 def model_options_parameter(architecture: str) -> str:
