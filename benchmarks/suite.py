@@ -196,13 +196,14 @@ def run_set(name: str, args, work: str) -> Dict:
         if not args.no_tfidf:
             row["tfidf_lr"] = tfidf_lr(splits, labels)
         if not args.no_awe:
-            row["awe"] = train_api("awe", splits, seed, args.awe_options, args.awe_hparams, work)
+            row["awe"] = train_api("awe", splits, seed, args.awe_options, args.awe_hparams, work,
+                                   device=not args.no_device)
         if args.bert and len(splits["train"]) <= BERT_MAX_ROWS:
             row["bert"] = train_api("bert", splits, seed, args.bert_options, args.bert_hparams, work,
                                     device=args.bert_device)
         per_seed.append(row)
         print(f"  {name} seed {seed}: " + json.dumps(row, default=str), flush=True)
-        if len(splits["train"]) >= SEEDED_BELOW:
+        if len(splits["train"]) >= SEEDED_BELOW and len(per_seed) >= args.large_seeds:
             break
 
     def med(part: str, key: str):
@@ -260,6 +261,9 @@ def main(argv=None) -> Dict:
     parser.add_argument("--bert-device", action="store_true", help="also score BERT through MediaPipe")
     parser.add_argument("--no-awe", action="store_true")
     parser.add_argument("--no-tfidf", action="store_true")
+    parser.add_argument("--no-device", action="store_true", help="skip MediaPipe (Keras accuracy only)")
+    parser.add_argument("--large-seeds", type=int, default=1,
+                        help="seeds for sets of 10,000 training rows or more (default 1)")
     parser.add_argument("--awe-options", type=json.loads, default={}, help="JSON overrides")
     parser.add_argument("--awe-hparams", type=json.loads, default={}, help="JSON overrides")
     parser.add_argument("--bert-options", type=json.loads, default={}, help="JSON overrides")
