@@ -169,7 +169,7 @@ def train_api(architecture: str, splits: Dict[str, Rows], seed: int, options_jso
     result = {"accuracy": evaluation.accuracy, "macro_f1": evaluation.metrics["macro_f1"],
               "train_s": model.training.get("train_seconds", wall), "wall_s": round(wall, 1),
               "best_epoch": model.training.get("best_epoch"), "bytes": os.path.getsize(path),
-              "defaults": model.training.get("resolved", {})}
+              "defaults": model.training.get("picked", {})}
     if device:
         for casing, scores in _device_accuracy(path, splits["test"], labels).items():
             result[f"device{casing}"] = scores["accuracy"]
