@@ -56,31 +56,43 @@ def _filesystems():
 
 
 def _read_split_batches(element, label_names: Sequence[str], batch_size: int):
-    """(file_idx, path) -> (file_idx, first ordinal in file, texts, label ids, unknown labels)."""
+    """(file_idx, path) -> (file_idx, first ordinal in file, texts, label ids, unknown labels,
+    teacher scores or None)."""
     file_idx, path = element
     index = {name: i for i, name in enumerate(label_names)}
     file_systems, uncompressed = _filesystems()
     texts: List[str] = []
     label_ids: List[int] = []
+    scores: List[List[float]] = []
     unknown: Counter = Counter()
-    start = 0
+    start, scored = 0, None
     with file_systems.open(path, compression_type=uncompressed) as raw:
         stream = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
         for line_number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
-            text, label = split_io.parse_record(line, path, line_number)
+            text, label, row_scores = split_io.parse_scored_record(line, path, line_number)
+            if scored is None:
+                scored = row_scores is not None
+            elif scored != (row_scores is not None):
+                raise InputFormatError("a split mixes records with and without teacher scores",
+                                       path=path, line=line_number)
+            if row_scores is not None:
+                if len(row_scores) != len(label_names):
+                    raise InputFormatError(f"{len(row_scores)} teacher scores for {len(label_names)} labels",
+                                           path=path, line=line_number)
+                scores.append(row_scores)
             label_id = index.get(label, -1)
             if label_id < 0:
                 unknown[label] += 1
             texts.append(text)
             label_ids.append(label_id)
             if len(texts) == batch_size:
-                yield file_idx, start, texts, label_ids, dict(unknown)
+                yield file_idx, start, texts, label_ids, dict(unknown), scores or None
                 start += len(texts)
-                texts, label_ids, unknown = [], [], Counter()
+                texts, label_ids, scores, unknown = [], [], [], Counter()
     if texts:
-        yield file_idx, start, texts, label_ids, dict(unknown)
+        yield file_idx, start, texts, label_ids, dict(unknown), scores or None
 
 
 def _batch_size_of(batch) -> Tuple[int, int]:
@@ -142,10 +154,10 @@ def _make_dofns():
             return self._tokenizer
 
         def process(self, batch, vocab=None, seq_len=None):
-            file_idx, start, texts, label_ids, unknown = batch
+            file_idx, start, texts, label_ids, unknown, scores = batch
             tokenizer = self._tokenizer_for(self._tokens if vocab is None else vocab,
                                             self._seq_len if seq_len is None else seq_len)
-            records, stats = tokenized.encode_batch(tokenizer, texts, label_ids, unknown)
+            records, stats = tokenized.encode_batch(tokenizer, texts, label_ids, unknown, scores)
             yield file_idx, start, records, stats
 
     class AssignShards(beam.DoFn):

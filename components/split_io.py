@@ -37,6 +37,16 @@ def encode_example(text: str, label: str) -> str:
     return '{"text": ' + _encode_string(text) + encode_label_tail(label)
 
 
+SCORE_DIGITS = 6
+
+
+def encode_scored_example(text: str, label: str, scores: Sequence[float]) -> str:
+    """A shard line that also carries a teacher's class scores (a distillation transfer set);
+    scores are rounded to `SCORE_DIGITS` so the bytes do not depend on float printing."""
+    rounded = [round(float(s), SCORE_DIGITS) for s in scores]
+    return json.dumps({"text": text, "label": label, "scores": rounded}, ensure_ascii=False) + "\n"
+
+
 class SplitWriter:
     """Streams example lines into a split folder's shards; `labels.txt` is written by `close`.
 
@@ -107,6 +117,12 @@ def write_split(folder: str, examples: Iterable[Tuple[str, str]], label_names: S
 
 def parse_record(line: str, path: str, number: int) -> Tuple[str, str]:
     """(text, label name) of one JSON line of a split shard; errors name the shard and line."""
+    text, label, _ = parse_scored_record(line, path, number)
+    return text, label
+
+
+def parse_scored_record(line: str, path: str, number: int) -> Tuple[str, str, Optional[List[float]]]:
+    """(text, label name, the teacher's scores or None) of one JSON line of a split shard."""
     try:
         record = json.loads(line)
         text, label = record["text"], record["label"]
@@ -114,7 +130,10 @@ def parse_record(line: str, path: str, number: int) -> Tuple[str, str]:
         raise InputFormatError(f"not a split record ({e})", path=path, line=number) from None
     if not isinstance(text, str):
         raise InputFormatError(f"'text' must be a string, got {type(text).__name__}", path=path, line=number)
-    return text, label if isinstance(label, str) else str(label)
+    scores = record.get("scores")
+    if scores is not None and (not isinstance(scores, list) or not all(isinstance(s, (int, float)) for s in scores)):
+        raise InputFormatError("'scores' must be a list of numbers", path=path, line=number)
+    return text, label if isinstance(label, str) else str(label), scores
 
 
 def split_files(folder: str) -> List[str]:

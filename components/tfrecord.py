@@ -70,17 +70,29 @@ def _packed_varints(values: np.ndarray) -> Tuple[bytes, np.ndarray]:
     return out.tobytes(), offsets
 
 
-def _feature_prefix(header: bytes, packed_length: int) -> bytes:
-    """Everything of a map entry `name -> Feature(int64_list)` before its packed values."""
-    int64_list = 1 + len(_varint(packed_length)) + packed_length
-    feature = 1 + len(_varint(int64_list)) + int64_list
+# Feature's oneof: float_list is field 2, int64_list field 3 (length-delimited either way).
+_FLOAT_LIST, _INT64_LIST = b"\x12", b"\x1a"
+
+
+def _feature_prefix(header: bytes, packed_length: int, kind: bytes = _INT64_LIST) -> bytes:
+    """Everything of a map entry `name -> Feature(int64_list | float_list)` before its packed values."""
+    value_list = 1 + len(_varint(packed_length)) + packed_length
+    feature = 1 + len(_varint(value_list)) + value_list
     entry = len(header) + len(_varint(feature)) + feature
-    return b"".join((b"\x0a", _varint(entry), header, _varint(feature), b"\x1a",
-                     _varint(int64_list), b"\x0a", _varint(packed_length)))
+    return b"".join((b"\x0a", _varint(entry), header, _varint(feature), kind,
+                     _varint(value_list), b"\x0a", _varint(packed_length)))
+
+
+def _packed_floats(values: np.ndarray) -> Tuple[bytes, np.ndarray]:
+    """Little-endian float32s of every row of [n, k], concatenated, and row byte offsets."""
+    rows = np.ascontiguousarray(values, dtype="<f4").reshape(len(values), -1)
+    width = rows.shape[1] * 4
+    return rows.tobytes(), np.arange(len(rows) + 1, dtype=np.int64) * width
 
 
 def serialize_examples(features: Mapping[str, np.ndarray]) -> List[bytes]:
-    """Serialized `tf.train.Example`s with one int64 feature per key ([n] or [n, k] arrays).
+    """Serialized `tf.train.Example`s with one feature per key ([n] or [n, k] arrays): int64 for
+    integer arrays, float32 for floating-point ones (e.g. a teacher's scores).
 
     Protobuf wire format written directly: TensorFlow's protos would make every AWE worker import
     TensorFlow, and per-example message building is the slowest part of preprocessing. Entry
@@ -94,25 +106,27 @@ def serialize_examples(features: Mapping[str, np.ndarray]) -> List[bytes]:
         values = np.asarray(features[name])
         if len(values) != n:
             raise ConfigError(f"feature {name!r} has {len(values)} rows, expected {n}")
-        data, offsets = _packed_varints(values)
+        is_float = values.dtype.kind == "f"
+        data, offsets = _packed_floats(values) if is_float else _packed_varints(values)
         key = name.encode("utf-8")
         header = b"\x0a" + _varint(len(key)) + key + b"\x12"
-        columns.append((header, data, offsets.tolist(), values.ndim == 1, {}))
+        columns.append((header, data, offsets.tolist(), values.ndim == 1,
+                        _FLOAT_LIST if is_float else _INT64_LIST, {}))
     records = []
     append = records.append
     for i in range(n):
         parts = []
-        for header, data, offsets, scalar, cache in columns:
+        for header, data, offsets, scalar, kind, cache in columns:
             packed = data[offsets[i]:offsets[i + 1]]
             if scalar:
                 entry = cache.get(packed)
                 if entry is None:
-                    entry = cache[packed] = _feature_prefix(header, len(packed)) + packed
+                    entry = cache[packed] = _feature_prefix(header, len(packed), kind) + packed
                 parts.append(entry)
             else:
                 prefix = cache.get(len(packed))
                 if prefix is None:
-                    prefix = cache[len(packed)] = _feature_prefix(header, len(packed))
+                    prefix = cache[len(packed)] = _feature_prefix(header, len(packed), kind)
                 parts.append(prefix)
                 parts.append(packed)
         body = b"".join(parts)

@@ -32,13 +32,14 @@ SHARD_GLOB = "tokens-*-of-*.tfrecord"
 EXAMPLES_PER_SHARD = 100_000
 BATCH_SIZE = 1024
 LENGTH, LABEL = "length", "label"
+SCORES = "teacher_scores"  # float32 [classes]: a teacher's class probabilities (distillation)
 # A training split where more texts than this tokenize to nothing cannot make a model; above
 # `EMPTY_WARNING` of them (any split) the report says so.
 EMPTY_ERROR = 0.5
 EMPTY_WARNING = 0.05
 
 # Counters summed over batches; "max_length" is a max, the dict-valued ones are merged by key.
-SUM_STATS = ("num_examples", "truncated", "empty_after_tokenization", "tokens", "unknown_tokens")
+SUM_STATS = ("num_examples", "truncated", "empty_after_tokenization", "tokens", "unknown_tokens", "scored")
 DICT_STATS = ("length_counts", "label_counts", "unknown_labels")
 
 
@@ -95,15 +96,19 @@ def _batch_stats(lengths: np.ndarray, raw: np.ndarray, cap: int, ids: np.ndarray
 
 
 def encode_batch(tokenizer, texts: Sequence[str], labels: Sequence[int],
-                 unknown_labels: Optional[Mapping[str, int]] = None
-                 ) -> Tuple[List[bytes], Dict[str, Any]]:
-    """One batch of texts -> serialized examples plus its profile counters."""
+                 unknown_labels: Optional[Mapping[str, int]] = None,
+                 scores: Optional[Sequence[Sequence[float]]] = None) -> Tuple[List[bytes], Dict[str, Any]]:
+    """One batch of texts (and a teacher's scores for them) -> serialized examples plus its
+    profile counters."""
     label_array = np.asarray(labels, dtype=np.int64).reshape(len(texts))
     features, raw = tokenizer.encode_features(texts)
     features = dict(features, **{LABEL: label_array})
+    if scores is not None:
+        features[SCORES] = np.asarray(scores, dtype=np.float32).reshape(len(texts), -1)
     cap = tokenizer.seq_len - tokenizer.num_special
     stats = _batch_stats(features[LENGTH], raw, cap, features[tokenizer.id_feature],
                          tokenizer.unknown_id, label_array, unknown_labels or {})
+    stats["scored"] = len(texts) if scores is not None else 0
     return serialize_examples(features), stats
 
 
@@ -139,6 +144,11 @@ def write_split_meta(stats: Dict[str, Any], folder: str, base: Dict[str, Any],
     meta["length_counts"] = {str(k): v for k, v in sorted(stats["length_counts"].items())}
     meta["label_counts"] = {label_names[k]: v for k, v in sorted(stats["label_counts"].items())}
     meta["unknown_labels"] = dict(sorted(stats["unknown_labels"].items()))
+    if stats["scored"]:
+        if stats["scored"] != stats["num_examples"]:
+            raise InputFormatError(f"{folder}: {stats['scored']} of {stats['num_examples']} examples carry "
+                                   "teacher scores; a split has them for all its examples or none")
+        meta["features"] = list(meta["features"]) + [SCORES]
     if stats["num_examples"] == 0:
         storage.write_bytes(storage.join(folder, shard_name(0, 1)), b"")
     storage.write_bytes(storage.join(folder, META_FILE), dump_json(meta))
@@ -221,8 +231,8 @@ def tokenized_files(folder: str) -> List[str]:
 
 
 def model_features(meta: Mapping[str, Any]) -> List[str]:
-    """The features a model takes (everything but `length` and `label`), in the writer's order."""
-    return [name for name in meta["features"] if name not in (LENGTH, LABEL)]
+    """The features a model takes (all but `length`, `label` and teacher scores), in the writer's order."""
+    return [name for name in meta["features"] if name not in (LENGTH, LABEL, SCORES)]
 
 
 def feature_spec(meta: Mapping[str, Any]):
@@ -231,6 +241,8 @@ def feature_spec(meta: Mapping[str, Any]):
     spec = {name: tf.io.FixedLenFeature([seq_len], tf.int64) for name in model_features(meta)}
     spec[LENGTH] = tf.io.FixedLenFeature([], tf.int64)
     spec[LABEL] = tf.io.FixedLenFeature([], tf.int64)
+    if SCORES in meta["features"]:
+        spec[SCORES] = tf.io.FixedLenFeature([len(meta["label_names"])], tf.float32)
     return spec
 
 
@@ -243,7 +255,7 @@ def load_tokenized(folder: str):
     def parse(records):
         parsed = tf.io.parse_example(records, spec)
         label = tf.cast(parsed.pop(LABEL), tf.int32)
-        return {k: tf.cast(v, tf.int32) for k, v in parsed.items()}, label
+        return {k: v if k == SCORES else tf.cast(v, tf.int32) for k, v in parsed.items()}, label
 
     dataset = (tf.data.TFRecordDataset(tokenized_files(folder))
                .batch(256)
@@ -257,6 +269,6 @@ def load_examples(folder: str) -> Tuple[List[Dict[str, np.ndarray]], np.ndarray,
     dataset, meta = load_tokenized(folder)
     examples, labels = [], []
     for features, label in dataset.as_numpy_iterator():
-        examples.append({k: np.asarray(v, np.int32).reshape(-1) for k, v in features.items()})
+        examples.append({k: np.asarray(v, np.int32).reshape(-1) for k, v in features.items() if k != SCORES})
         labels.append(int(label))
     return examples, np.asarray(labels, dtype=np.int64), dict(meta)
