@@ -66,6 +66,26 @@ def preprocess(architecture: str, model_options: dict, beam_pipeline_args: List[
         artifact.metadata.update(summary["splits"].get(name, {}))
 
 
+def transfer(architecture: str, model_options: dict, teacher_dir: str, beam_pipeline_args: List[str],
+             cache_salt: str, train_data: Input[Dataset], transfer_data: Output[Dataset],
+             teacher: Optional[Input[Model]] = None):
+    """Scores the training texts, augmentations of them and the user's unlabelled texts with a
+    teacher (Apache Beam): the transfer set a student learns from.
+
+    Args:
+        architecture: The student architecture (its options hold the augmentation settings).
+        model_options: The student's model options (e.g. DistilledModelOptions fields).
+        teacher_dir: A trained teacher model folder; empty: the `teacher` artifact of this run.
+        beam_pipeline_args: Passed to Beam unchanged (runner, project, workers, ...).
+        cache_salt: Changes with the library's code and local inputs.
+    """
+    from components.steps import transfer_step
+    summary = transfer_step(architecture, model_options, teacher_dir or teacher.path, beam_pipeline_args,
+                            train_data.path, transfer_data.path)
+    transfer_data.metadata.update({k: summary[k] for k in ("rows", "training", "augmented", "unlabelled")})
+    transfer_data.metadata["cache_salt"] = cache_salt
+
+
 def train(architecture: str, model_options: dict, hparams: dict, checkpoint_root: str, cache_salt: str,
           train_tokens: Input[Dataset], validation_tokens: Input[Dataset], vocab: Input[Artifact],
           model: Output[Model], training_metrics: Output[Metrics]):
@@ -203,8 +223,8 @@ def publish(export_dir: str, deliverables: Input[Artifact]) -> str:
     return export_dir
 
 
-STEPS = (ingest_split, preprocess, train, evaluate, export, quantize, tflite_evaluate, benchmark, collect,
-         report, publish)
+STEPS = (ingest_split, transfer, preprocess, train, evaluate, export, quantize, tflite_evaluate, benchmark,
+         collect, report, publish)
 
 
 def make_ops(image: str = DEFAULT_IMAGE) -> SimpleNamespace:

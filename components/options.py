@@ -265,6 +265,80 @@ def _check_common_hparams(hparams) -> None:
         raise ConfigError(f"steps_per_epoch must be positive, got {hparams.steps_per_epoch}")
 
 
+@dataclasses.dataclass
+class DistilledModelOptions(_JsonOptions):
+    """A small student on MediaPipe's regex tokenizer (the AWE input contract), taught by a BERT
+    teacher's scores on the training texts and augmentations of them (our extension).
+
+    `teacher`: a trained BERT model folder (what the pipeline's BERT training writes); empty in a
+    pipeline run means the run's own BERT model. `transfer_copies` augmentations are made of each
+    training text (words dropped or replaced with `drop_probability` / `replace_probability`,
+    n-grams kept with `ngram_probability`), and `unlabelled_texts` (a text file, one text a line)
+    adds in-domain texts of your own; the teacher scores them all. The student is a 1-D CNN over
+    `wordvec_dim` embeddings (`filters` per kernel size, max-pooled) with a `hidden_dim` layer.
+    """
+
+    seq_len: int = 0
+    vocab_size: int = 10000
+    do_lower_case: bool = True
+    device_case_variants: bool = True
+    wordvec_dim: int = 64
+    filters: int = 128
+    kernel_sizes: List[int] = dataclasses.field(default_factory=lambda: [3])
+    hidden_dim: int = 64
+    dropout_rate: float = 0.2
+    teacher: str = ""
+    transfer_copies: int = 5
+    drop_probability: float = 0.1
+    replace_probability: float = 0.1
+    ngram_probability: float = 0.25
+    max_ngram: int = 5
+    unlabelled_texts: str = ""
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_seq_len(type(self).__name__, self.seq_len)
+        if self.vocab_size < 1 or self.wordvec_dim < 1 or self.filters < 1 or self.hidden_dim < 0:
+            raise ConfigError("vocab_size, wordvec_dim and filters must be positive, hidden_dim not negative")
+        if not self.kernel_sizes or any(int(k) < 1 for k in self.kernel_sizes):
+            raise ConfigError(f"kernel_sizes must be positive widths, got {self.kernel_sizes}")
+        self.kernel_sizes = [int(k) for k in self.kernel_sizes]
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ConfigError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        if self.transfer_copies < 0:
+            raise ConfigError(f"transfer_copies must not be negative, got {self.transfer_copies}")
+
+
+DISTILL_LOSSES = ("kl", "mse")
+
+
+@dataclasses.dataclass
+class DistilledHParams(_JsonOptions):
+    """Training settings for the student: `loss` "kl" (cross-entropy against the teacher's scores,
+    softened by `temperature`) or "mse" (on centred log-scores); early stopping picks the epoch by
+    the validation split's own labels. `learning_rate` 0 picks Adam's rate from the run's length."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 0.0
+    loss: str = "kl"
+    temperature: float = 1.0
+    steps_per_epoch: Optional[int] = None
+    shuffle: bool = True
+    class_weights: Optional[Dict[str, float]] = None
+    export_dir: str = ""
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_common_hparams(self)
+        if self.loss not in DISTILL_LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(DISTILL_LOSSES)}, got {self.loss!r}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.class_weights:
+            raise ConfigError("class_weights do not apply to a student taught by a teacher's scores")
+
+
 QUANTIZATION_MODES = ("none", "dynamic", "float16", "int8")
 
 

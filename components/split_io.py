@@ -162,3 +162,23 @@ def read_split(folder: str) -> Tuple[List[str], List[int], List[str]]:
         texts.append(text)
         label_ids.append(index[label])
     return texts, label_ids, label_names
+
+
+def read_scored_split(folder: str) -> Tuple[List[str], List[int], List[str], Optional[List[List[float]]]]:
+    """As `read_split`, plus the records' teacher scores (None for a split without them)."""
+    label_names = labels.read(folder)
+    index = {name: i for i, name in enumerate(label_names)}
+    texts, label_ids, scores = [], [], []
+    for path in split_files(folder):
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                text, label, row_scores = parse_scored_record(line, path, number)
+                if label not in index:
+                    raise LabelError(f"{folder}: label {label!r} is not among the training labels {label_names}")
+                texts.append(text)
+                label_ids.append(index[label])
+                if row_scores is not None:
+                    scores.append(row_scores)
+    if scores and len(scores) != len(texts):
+        raise InputFormatError(f"{folder}: {len(scores)} of {len(texts)} records carry teacher scores")
+    return texts, label_ids, label_names, scores or None

@@ -40,6 +40,15 @@ def preprocess_step(architecture: str, model_options: Mapping, beam_pipeline_arg
                       beam_pipeline_args=list(beam_pipeline_args or []))
 
 
+def transfer_step(architecture: str, model_options: Mapping, teacher_dir: str,
+                  beam_pipeline_args: Sequence[str], split_dir: str, output_dir: str) -> Dict:
+    """The teacher-scored transfer set a student architecture trains on (`components.transfer`)."""
+    from components import architectures
+    from components.transfer import build_transfer_set
+    options = architectures.get(architecture).options(dict(model_options or {}))
+    return build_transfer_set(teacher_dir, split_dir, output_dir, options, list(beam_pipeline_args or []))
+
+
 def train_step(architecture: str, model_options: Mapping, hparams: Mapping, train_dir: str,
                validation_dir: str, vocab_dir: str, model_dir: str, checkpoint_dir: str = "") -> Dict:
     """Trains; with `checkpoint_dir`, a re-run of the same work resumes from its checkpoints."""

@@ -36,6 +36,8 @@ from components.options import (
     BertHParams,
     BertModelOptions,
     CSVParams,
+    DistilledHParams,
+    DistilledModelOptions,
 )
 from components.quantization import QuantizationConfig
 
@@ -44,7 +46,8 @@ DEFAULT_MODEL_NAME = "model.tflite"
 
 __all__ = [
     "AverageWordEmbeddingHParams", "AverageWordEmbeddingModelOptions", "BertHParams",
-    "BertModelOptions", "CSVParams", "Dataset", "EvaluationResult", "Prediction",
+    "BertModelOptions", "CSVParams", "Dataset", "DistilledHParams", "DistilledModelOptions", "EvaluationResult",
+    "Prediction",
     "QuantizationConfig", "SupportedModels", "TextClassifier", "TextClassifierOptions",
 ]
 
@@ -228,6 +231,25 @@ def _resolve_encoder(options: BertModelOptions):
         raise
 
 
+def _write_transfer_set(folder: str, model_options, train_data: "Dataset", label_names: Sequence[str]) -> None:
+    """The training split replaced by the teacher-scored transfer set (`components.transfer`)."""
+    from components import transfer
+    from components.teacher import TeacherScorer
+
+    if not model_options.teacher:
+        raise ConfigError("a distilled model needs a teacher: DistilledModelOptions(teacher=bert_model.model_dir), "
+                          "the model folder of a BERT TextClassifier (or of the pipeline's BERT training step)")
+    scorer = TeacherScorer(model_options.teacher)
+    if list(scorer.label_names) != list(label_names):
+        raise LabelError(f"the teacher's labels {scorer.label_names} are not the training data's {list(label_names)}")
+    lines = transfer.transfer_rows(train_data.texts, train_data.labels, model_options, scorer,
+                                   transfer.read_unlabelled(model_options.unlabelled_texts))
+    writer = split_io.SplitWriter(folder)
+    for line in lines:
+        writer.write_line(line)
+    writer.close(label_names)
+
+
 def _make_tokenizer(architecture: str, model_options, texts: Sequence[str], vocab_dir: str):
     """Writes the vocabulary folder as preprocessing does; returns the tokenizer and vocabulary
     size. `seq_len` 0 fits the input to the longest of `texts` (training and validation)."""
@@ -323,7 +345,9 @@ class TextClassifier:
         for name, data in (("train", train_data), ("validation", validation_data)):
             split_dirs[name] = os.path.join(work, "splits", name)
             split_io.write_split(split_dirs[name], data.rows(), label_names)
-        read = {name: split_io.read_split(folder) for name, folder in split_dirs.items()}
+        if architectures.get(architecture).learns_from_teacher:
+            _write_transfer_set(split_dirs["train"], model_options, train_data, label_names)
+        read = {name: split_io.read_scored_split(folder) for name, folder in split_dirs.items()}
         tokenizer, vocab_size, fitted = _make_tokenizer(architecture, model_options,
                                                         [read["train"][0], read["validation"][0]],
                                                         self._vocab_dir)
@@ -332,10 +356,10 @@ class TextClassifier:
             vocab_io.read_folder(self._vocab_dir)), label_names, model_options, fitted),
             seq_len=tokenizer.seq_len, vocab_size=vocab_size)
         folders, metas = {}, {}
-        for name, (texts, ids, _) in read.items():
+        for name, (texts, ids, _, scores) in read.items():
             folders[name] = os.path.join(work, "tokenized", name)
             metas[name] = tokenized.write_tokenized(folders[name], tokenizer, texts, ids,
-                                                    dict(self._base_meta, split=name))
+                                                    dict(self._base_meta, split=name), scores)
         self.warnings = tokenized.check_texts(metas, folders)
         for name, meta in metas.items():
             tokenized.update_meta(folders[name], dict(meta, warnings=self.warnings))
@@ -426,6 +450,13 @@ class TextClassifier:
     @property
     def export_dir(self) -> str:
         return self._export_dir
+
+    @property
+    def model_dir(self) -> str:
+        """The trained model folder (model.json + weights.h5): what a distilled model's `teacher` takes."""
+        if self._model is None:
+            raise ConfigError("a loaded .tflite classifier has no trained model folder")
+        return os.path.join(self._work_dir, "model")
 
     @property
     def keras_model(self):

@@ -199,7 +199,7 @@ def clear_local(folder: str) -> None:
 
 
 def write_tokenized(folder: str, tokenizer, texts: Sequence[str], label_ids: Sequence[int],
-                    base: Mapping[str, Any]) -> Dict[str, Any]:
+                    base: Mapping[str, Any], scores: Optional[Sequence[Sequence[float]]] = None) -> Dict[str, Any]:
     """A local tokenized split folder written in-process, byte for byte what Beam writes.
 
     For callers that hold the texts in memory (the Model Maker-compatible API): one shard, which
@@ -212,7 +212,8 @@ def write_tokenized(folder: str, tokenizer, texts: Sequence[str], label_ids: Seq
         with open(os.path.join(folder, shard_name(0, 1)), "wb") as f:
             for start in range(0, len(texts), BATCH_SIZE):
                 end = start + BATCH_SIZE
-                records, batch_stats = encode_batch(tokenizer, texts[start:end], label_ids[start:end])
+                records, batch_stats = encode_batch(tokenizer, texts[start:end], label_ids[start:end], None,
+                                                    scores[start:end] if scores is not None else None)
                 f.write(b"".join(map(tfrecord_frame, records)))
                 merge_stats(stats, batch_stats)
     return write_split_meta(stats, folder, dict(base), 1)

@@ -105,8 +105,8 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
     model = spec.build_model(options, len(label_names), info)
     optimizer = spec.optimizer(hparams, steps_per_epoch * hparams.epochs)
     train_ds = spec.train_batches(train_data, meta, options, hparams, hparams.shuffle)
-    val_ds = spec.eval_batches(validation_data, validation_meta, options, hparams.batch_size)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+    val_ds = spec.validation_batches(validation_data, validation_meta, options, hparams.batch_size)
+    model.compile(optimizer=optimizer, loss=spec.loss(hparams), metrics=spec.metrics(),
                   steps_per_execution=spec.steps_per_execution)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)

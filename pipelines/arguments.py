@@ -21,7 +21,7 @@ from pipelines import resources as res
 SHARED_OPTION_CLASSES = {"csv_params": CSVParams, "split_options": SplitOptions,
                          "quantization": QuantizationConfig}
 SCALARS = ("train", "validation", "test", "max_accuracy_drop", "min_accuracy", "min_gain_over_majority",
-           "publish_below_baseline", "benchmark_runs", "export_dir",
+           "publish_below_baseline", "benchmark_runs", "export_dir", "teacher",
            "checkpoint_root", "models", "beam_pipeline_args", "resources")
 
 
@@ -63,6 +63,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resources", help="YAML/JSON file: machines and accelerators per step "
                                             "(see pipelines/resources.py), overriding the Vertex defaults")
     parser.add_argument("--gpu-image", help="image for steps given an accelerator (default: --image)")
+    parser.add_argument("--teacher", help="a trained BERT model folder (local or gs://) for the distilled student "
+                                          "to learn from; without it, --models distilled trains BERT first")
     parser.add_argument("--bert-encoder", help="minilm-l6 (default, offline), mobilebert (Model Maker 0.2.1.4's "
                                                "TF Hub module), mobilebert_tiny (earlier releases' tarball), "
                                                "a TF Hub URL or handle, a TF1 Hub module / SavedModel folder "
@@ -187,6 +189,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
             for name in architectures.with_requirements(values["models"]):
                 key = hparams_parameter(name)
                 values[key] = {**(values.get(key) or {}), "epochs": args.epochs}
+        _set(values, "teacher", getattr(args, "teacher", None))
         if getattr(args, "resources", None):
             values["resources"] = load_config(args.resources, top_level=False)
         if "resources" in values:
@@ -240,11 +243,12 @@ def cache_salt(arguments: Dict[str, Any]) -> str:
 
 
 def split_build_arguments(values: Dict[str, Any]):
-    """(models, resources, pipeline parameter values): what builds the pipeline, and what a run of
-    it takes (only the parameters the built pipeline has)."""
+    """(models, resources, teacher, pipeline parameter values): what builds the pipeline, and what
+    a run of it takes (only the parameters the built pipeline has)."""
     from pipelines.pipeline import DEFAULT_MODELS, parameter_names
     values = dict(values)
     models = architectures.parse_architectures(values.pop("models", None) or list(DEFAULT_MODELS))
     resources = values.pop("resources", None)
-    known = set(parameter_names(models))
-    return models, resources, {k: v for k, v in values.items() if k in known}
+    teacher = values.pop("teacher", "") or ""
+    known = set(parameter_names(models, teacher))
+    return models, resources, teacher, {k: v for k, v in values.items() if k in known}

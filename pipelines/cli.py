@@ -76,10 +76,10 @@ def _run(args) -> int:
 def _submit(args) -> int:
     from pipelines.arguments import cache_salt, pipeline_arguments, split_build_arguments
     from pipelines.compile_pipeline import compile_pipeline
-    models, resources, values = split_build_arguments(pipeline_arguments(args))
+    models, resources, teacher, values = split_build_arguments(pipeline_arguments(args))
     values.setdefault("cache_salt", cache_salt(values))
     template = args.template or compile_pipeline(os.path.join(tempfile.mkdtemp(), "pipeline.yaml"), args.image,
-                                                 models, resources, args.gpu_image or "")
+                                                 models, resources, args.gpu_image or "", teacher)
     if args.kfp_host:
         from pipelines import kubeflow
         result = kubeflow.submit(args.kfp_host, template, values, pipeline_root=args.pipeline_root or "",

@@ -22,10 +22,10 @@ def default_resources(overrides: Optional[Mapping[str, Any]] = None) -> dict:
 
 def compile_pipeline(output: str = "pipeline.yaml", image: str = DEFAULT_IMAGE,
                      models: Sequence[str] = DEFAULT_MODELS, resources: Optional[Mapping[str, Any]] = None,
-                     gpu_image: str = "") -> str:
+                     gpu_image: str = "", teacher: str = "") -> str:
     """Writes the pipeline for `models` with `resources` (default: Vertex AI's) to `output`."""
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
-    pipeline = create_pipeline(image, models, default_resources(resources), gpu_image=gpu_image)
+    pipeline = create_pipeline(image, models, default_resources(resources), gpu_image=gpu_image, teacher=teacher)
     compiler.Compiler().compile(pipeline, package_path=output)
     return output

@@ -22,14 +22,14 @@ def run_local(arguments: Dict[str, Any], pipeline_root: str = "runs/pipeline_roo
     from kfp import local
 
     from pipelines.arguments import cache_salt, split_build_arguments
-    models, resources, values = split_build_arguments(arguments)
+    models, resources, teacher, values = split_build_arguments(arguments)
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root,
                enable_caching=enable_caching, cache_root=os.path.join(pipeline_root, ".cache"),
                raise_on_error=True)
     values.setdefault("cache_salt", cache_salt(values))
-    pipeline = create_pipeline(image, models, resources)
+    pipeline = create_pipeline(image, models, resources, teacher=teacher)
     started = time.time()
     print(f"textclf: running {pipeline.name} locally ({', '.join(models)}); artifacts under {pipeline_root}"
           f" (caching {'on' if enable_caching else 'off'})", flush=True)

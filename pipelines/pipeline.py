@@ -56,16 +56,16 @@ def hparams_parameter(architecture: str) -> str:
     return f"{architecture}_hparams"
 
 
-def parameter_names(models: Sequence[str]) -> List[str]:
+def parameter_names(models: Sequence[str], teacher: str = "") -> List[str]:
     names = list(_ANNOTATIONS)
-    for arch in architectures.with_requirements(models):
+    for arch in (models if teacher else architectures.with_requirements(models)):
         names += [model_options_parameter(arch), hparams_parameter(arch)]
     return names
 
 
-def _signature(models: Sequence[str]) -> inspect.Signature:
+def _signature(models: Sequence[str], teacher: str = "") -> inspect.Signature:
     parameters = []
-    for name in parameter_names(models):
+    for name in parameter_names(models, teacher):
         if name in _ANNOTATIONS:
             default, annotation = DEFAULTS[name], _ANNOTATIONS[name]
         else:
@@ -77,7 +77,7 @@ def _signature(models: Sequence[str]) -> inspect.Signature:
 
 
 def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_MODELS,
-                    resources: Optional[Mapping[str, Any]] = None, gpu_image: str = ""):
+                    resources: Optional[Mapping[str, Any]] = None, gpu_image: str = "", teacher: str = ""):
     """The pipeline with a branch per architecture in `models` (plus what they need).
 
     Args:
@@ -85,9 +85,12 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
         models: Architectures to train (`components.architectures` names).
         resources: Per-step machines, accelerators (`pipelines.resources`); none: kfp's defaults.
         gpu_image: The image of steps given an accelerator (its TensorFlow sees CUDA).
+        teacher: A trained teacher model folder for the architectures that learn from one
+            (`distilled`); empty: the run trains the teacher architecture too.
     """
-    archs = architectures.with_requirements(architectures.parse_architectures(models))
-    names = parameter_names(archs)
+    selected = architectures.parse_architectures(models)
+    archs = selected if teacher else architectures.with_requirements(selected)
+    names = parameter_names(archs, teacher)
     machines = res.validate(resources)
     ops = make_ops(image)
     gpu_ops = make_ops(gpu_image or image)
@@ -106,16 +109,25 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
                       test=p["test"], csv_params=p["csv_params"], split_options=p["split_options"],
                       cache_salt=salt)
         collected = None
+        trained_models = {}
         for arch in archs:
             options, hparams = p[model_options_parameter(arch)], p[hparams_parameter(arch)]
+            train_data = ingest.outputs["train_data"]
+            if architectures.get(arch).learns_from_teacher:
+                source = ({"teacher_dir": teacher} if teacher else
+                          {"teacher_dir": "", "teacher": trained_models[architectures.get(arch).requires[0]]})
+                scored = task("transfer", arch, architecture=arch, model_options=options,
+                              beam_pipeline_args=p["beam_pipeline_args"], cache_salt=salt,
+                              train_data=train_data, **source)
+                train_data = scored.outputs["transfer_data"]
             prep = task("preprocess", arch, model_options=options, architecture=arch,
-                        beam_pipeline_args=p["beam_pipeline_args"], cache_salt=salt,
-                        train_data=ingest.outputs["train_data"],
+                        beam_pipeline_args=p["beam_pipeline_args"], cache_salt=salt, train_data=train_data,
                         validation_data=ingest.outputs["validation_data"], test_data=ingest.outputs["test_data"])
             trained = task("train", arch, architecture=arch, model_options=options, hparams=hparams,
                            checkpoint_root=p["checkpoint_root"], cache_salt=salt,
                            train_tokens=prep.outputs["train_tokens"],
                            validation_tokens=prep.outputs["validation_tokens"], vocab=prep.outputs["vocab"])
+            trained_models[arch] = trained.outputs["model"]
             evaluated = task("evaluate", arch, cache_salt=salt, model=trained.outputs["model"],
                              test_tokens=prep.outputs["test_tokens"],
                              validation_tokens=prep.outputs["validation_tokens"])
@@ -147,7 +159,7 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
             published = task("publish", export_dir=p["export_dir"], deliverables=reported.outputs["deliverables"])
             published.set_caching_options(False)
 
-    text_classifier.__signature__ = _signature(archs)
+    text_classifier.__signature__ = _signature(archs, teacher)
     text_classifier.__annotations__ = {name: param.annotation
                                        for name, param in text_classifier.__signature__.parameters.items()}
     return dsl.pipeline(name=PIPELINE_NAME, description="Model Maker's text classifier "

@@ -85,8 +85,13 @@ def test_flags_override_the_config_which_overrides_the_defaults(tmp_path):
 
 def test_build_arguments_leave_the_pipeline_only_its_parameters(tmp_path):
     from pipelines.arguments import split_build_arguments
-    models, resources, values = split_build_arguments(
+    models, resources, teacher, values = split_build_arguments(
         {"models": ["awe"], "resources": {"train": {"cpu": "4"}}, "awe_hparams": {"epochs": 3},
          "bert_hparams": {"epochs": 1}, "min_accuracy": 0.5})
-    assert models == ["awe"] and resources == {"train": {"cpu": "4"}}
+    assert models == ["awe"] and resources == {"train": {"cpu": "4"}} and teacher == ""
     assert values == {"awe_hparams": {"epochs": 3}, "min_accuracy": 0.5}  # no bert branch, no bert_hparams
+    # a student brings its teacher's branch, unless a trained teacher is given
+    models, _, teacher, values = split_build_arguments({"models": ["distilled"], "bert_hparams": {"epochs": 1}})
+    assert models == ["distilled"] and "bert_hparams" in values
+    _, _, teacher, values = split_build_arguments({"models": ["distilled"], "teacher": "/t", "bert_hparams": {}})
+    assert teacher == "/t" and "bert_hparams" not in values

@@ -20,6 +20,7 @@ __all__ = ["ArchitectureSpec", "Resolved", "VocabularyPlan", "get", "names", "re
 _BUILT_IN: Dict[str, str] = {
     "awe": "components.architectures.awe",
     "bert": "components.architectures.bert",
+    "distilled": "components.architectures.distilled",
 }
 _LOADED: Dict[str, ArchitectureSpec] = {}
 

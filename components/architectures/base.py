@@ -59,6 +59,9 @@ class ArchitectureSpec(abc.ABC):
     options_class: type = None      # e.g. AverageWordEmbeddingModelOptions
     hparams_class: type = None      # e.g. AverageWordEmbeddingHParams
     requires: Tuple[str, ...] = ()  # architectures whose trained model this one needs (a teacher)
+    # Whether training reads a teacher-scored transfer set (components.transfer) instead of the
+    # training split: the pipeline then scores one with the model of `requires[0]`.
+    learns_from_teacher: bool = False
     steps_per_execution: int = 1    # Keras steps per graph call (small models: several)
 
     # -- options -------------------------------------------------------------------------------
@@ -117,6 +120,17 @@ class ArchitectureSpec(abc.ABC):
     @abc.abstractmethod
     def eval_batches(self, dataset, meta: Mapping[str, Any], options, batch_size: int):
         """Unshuffled (inputs, label) batches for scoring every example once."""
+
+    def validation_batches(self, dataset, meta: Mapping[str, Any], options, batch_size: int):
+        """What `fit` validates on each epoch: the targets `loss` takes (by default the labels)."""
+        return self.eval_batches(dataset, meta, options, batch_size)
+
+    def loss(self, hparams):
+        """The training loss; by default cross-entropy against the label ids."""
+        return "sparse_categorical_crossentropy"
+
+    def metrics(self):
+        return ["accuracy"]
 
     def steps_per_epoch(self, meta: Mapping[str, Any], hparams) -> int:
         """Batches `train_batches` yields in one epoch (what progress lines and schedules count)."""
