@@ -299,8 +299,7 @@ def _run_pipeline(pipeline, beam, splits, files, output_dirs, vocab_dir, plan, l
                 | "vocab/Count" >> beam.ParDo(CountTokens(plan.recipe))
                 | "vocab/Sum" >> beam.CombinePerKey(sum)
                 | "vocab/Top" >> beam.combiners.Top.Of(plan.max_size, key=tok.rank_key, reverse=True)
-                | "vocab/Build" >> beam.Map(lambda top: plan.recipe.counted_vocabulary(
-                    dict(top), plan.max_size, plan.min_count)))
+                | "vocab/Build" >> beam.Map(lambda top: plan.select(dict(top))))
             vocab_size = (vocab | "vocab/Write" >> beam.Map(_write_counted_vocab, worker(vocab_dir),
                                                               plan.recipe.do_lower_case))
             vocab_side = beam.pvalue.AsSingleton(vocab)

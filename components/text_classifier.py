@@ -264,7 +264,7 @@ def _make_tokenizer(architecture: str, model_options, texts: Sequence[str], voca
                                ) from error
         raise
     if plan.counts_vocabulary:
-        tokens = plan.recipe.counted_vocabulary(plan.recipe.count(texts[0]), plan.max_size, plan.min_count)
+        tokens = plan.select(plan.recipe.count(texts[0]))
     else:
         tokens = list(plan.tokens)
     vocab_io.write_folder(vocab_dir, vocab_io.Vocabulary(plan.recipe.vocabulary_format, tuple(tokens),

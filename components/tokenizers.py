@@ -192,16 +192,42 @@ def case_insensitive_vocab(pairs: Iterable[Tuple[str, int]]) -> List[Tuple[str, 
     seen = set(ids)
     extra = []
     for token, _ in pairs:
-        if token in AWE_SPECIAL_TOKENS:
-            continue
-        for variant in _case_variants(token):
-            if variant in seen or split_words(variant, False) != [variant]:
-                continue  # present already, or the device would not read it as one token
-            words = split_words(variant, True)
-            if len(words) == 1 and words[0] in ids:
-                seen.add(variant)
-                extra.append((variant, ids[words[0]]))
+        for variant, index in _device_spellings(token, ids, seen):
+            seen.add(variant)
+            extra.append((variant, index))
     return pairs + extra
+
+
+def _device_spellings(token: str, ids: Mapping[str, int], seen) -> List[Tuple[str, int]]:
+    """The case spellings `case_insensitive_vocab` adds for `token`, with their ids."""
+    if token in AWE_SPECIAL_TOKENS:
+        return []
+    found, mine = [], set()
+    for variant in _case_variants(token):
+        if variant in seen or variant in mine or split_words(variant, False) != [variant]:
+            continue  # present already, or the device would not read it as one token
+        words = split_words(variant, True)
+        if len(words) == 1 and words[0] in ids:
+            mine.add(variant)
+            found.append((variant, ids[words[0]]))
+    return found
+
+
+def fit_to_bytes(tokens: Sequence[str], budget: int, row_bytes: int, case_variants: bool) -> List[str]:
+    """The longest head of a ranked vocabulary (specials first) whose embedding rows (`row_bytes`
+    each) and packed vocabulary lines (with their device case spellings) take at most `budget`
+    bytes: a vocabulary as large as a model size allows, whatever the data's word lengths."""
+    ids = {token: i for i, token in enumerate(tokens)}
+    seen = set(ids)
+    used, kept = 0, []
+    for index, token in enumerate(tokens):
+        spellings = [(token, index)] + (_device_spellings(token, ids, seen) if case_variants else [])
+        cost = row_bytes + sum(len(f"{spelling} {i}\n".encode("utf-8")) for spelling, i in spellings)
+        if used + cost > budget and index >= len(AWE_SPECIAL_TOKENS):
+            break
+        used += cost
+        kept.append(token)
+    return kept
 
 
 class RegexTokenizer:

@@ -18,7 +18,7 @@ from components import quantization, text_classifier  # the one line that change
 from components.errors import ConfigError, LabelError
 
 PROBES = ["the movie was great", "a terrible boring plot", "Great acting, wonderful story",
-          "the film was DULL"]
+          "the film was DULL", "great", "Great", "GREAT"]
 
 
 @pytest.fixture
@@ -74,15 +74,15 @@ def test_average_word_embedding_guide_flow(guide_dir, tmp_path):
     assert metrics.metrics["num_examples"] == 16 and metrics.metrics["label_names"] == ["0", "1"]
     tflite, on_device = _check_deliverables(tmp_path / "awe_exported_models", model, ["0", "1"])
 
-    # predict() agrees with MediaPipe on lower-case text (by default the device vocabulary has no
-    # capitalised spellings, as with Model Maker); load() of the export scores as MediaPipe does,
-    # case included.
+    # predict() agrees with MediaPipe whatever the casing: the default export packs the Title and
+    # UPPER case spellings of its words (MediaPipe does not lower-case); load() scores as MediaPipe.
     predictions = model.predict(PROBES)
     assert all(isinstance(p.label, str) and p.scores[p.label] == p.score for p in predictions)
     for text, prediction, scores in zip(PROBES, predictions, on_device):
-        if text == text.lower():
-            np.testing.assert_allclose([prediction.scores[n] for n in "01"], [scores[n] for n in "01"],
-                                       atol=1e-4)
+        np.testing.assert_allclose([prediction.scores[n] for n in "01"], [scores[n] for n in "01"],
+                                   atol=1e-4, err_msg=text)
+    great, title, upper = on_device[-3:]
+    assert great == pytest.approx(title, abs=1e-6) and great == pytest.approx(upper, abs=1e-6)
     loaded = text_classifier.TextClassifier.load("awe_exported_models")
     assert loaded.label_names == ["0", "1"] and loaded.architecture == "awe"
     for prediction, scores in zip(loaded.predict(PROBES), on_device):

@@ -26,6 +26,22 @@ LEARNING_BUDGET = 1.0
 MIN_RATE, MAX_RATE = 1e-4, 5e-2
 
 
+# What a float export holds besides the embedding table and the packed vocabulary: the dense
+# layers (for up to 64 classes), the graph, the metadata and the zip of associated files.
+_RESERVED_BYTES = 6_144
+
+
+def vocabulary_budget(options) -> dict:
+    """How many words the float .tflite can afford within `options.max_model_bytes`."""
+    if not options.max_model_bytes:
+        return {}
+    dim = options.wordvec_dim
+    head = 4 * (dim * dim + dim) + 4 * (dim + 1) * 64
+    case_variants = bool(options.do_lower_case and options.device_case_variants)
+    return {"byte_budget": max(0, options.max_model_bytes - _RESERVED_BYTES - head), "row_bytes": 4 * dim,
+            "case_variants": case_variants}
+
+
 def default_learning_rate(total_steps: int) -> float:
     """Adam's rate for a run of `total_steps` steps when `learning_rate` is 0 (see LEARNING_BUDGET)."""
     return float(min(MAX_RATE, max(MIN_RATE, LEARNING_BUDGET / max(1, total_steps))))
@@ -44,7 +60,7 @@ class AverageWordEmbeddingSpec(ArchitectureSpec):
     def vocabulary_plan(self, options) -> VocabularyPlan:
         return VocabularyPlan(recipe=tok.TokenizerRecipe(tok.REGEX, bool(options.do_lower_case)),
                               seq_len=options.seq_len, max_seq_len=MAX_FITTED_SEQ_LEN,
-                              max_size=options.vocab_size)
+                              max_size=options.vocab_size, **vocabulary_budget(options))
 
     def model_info(self, options, vocab_size: int) -> Dict[str, Any]:
         # Embedding rows for the ids the vocabulary really has (specials included).

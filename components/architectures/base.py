@@ -34,10 +34,23 @@ class VocabularyPlan:
     raw: Optional[bytes] = None
     max_size: int = 0
     min_count: int = 1
+    # A counted vocabulary is also cut where its embedding rows (`row_bytes` each) and packed
+    # lines (with device case spellings when `case_variants`) would pass `byte_budget`; 0: no cut.
+    byte_budget: int = 0
+    row_bytes: int = 0
+    case_variants: bool = False
 
     @property
     def counts_vocabulary(self) -> bool:
         return self.tokens is None
+
+    def select(self, counts: Mapping[str, int]) -> List[str]:
+        """The counted vocabulary: the most frequent tokens, within `max_size` and the byte budget."""
+        from components.tokenizers import fit_to_bytes
+        tokens = self.recipe.counted_vocabulary(counts, self.max_size, self.min_count)
+        if self.byte_budget:
+            tokens = fit_to_bytes(tokens, self.byte_budget, self.row_bytes, self.case_variants)
+        return tokens
 
 
 @dataclasses.dataclass
