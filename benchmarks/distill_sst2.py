@@ -49,12 +49,13 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
 
+    from suite import _device_accuracy  # MediaPipe on the export, as the suite measures it
+
     from components import steps
     from components.benchmark import benchmark_tflite
     from components.ingest import ingest
     from components.options import CSVParams, SplitOptions
     from components.teacher import TeacherScorer
-    from suite import _device_accuracy, title_case  # noqa: F401  (MediaPipe on the export)
 
     work = args.work or tempfile.mkdtemp(prefix="distill-sst2-")
     folder = _folders(work)
