@@ -48,6 +48,45 @@ _ANNOTATIONS = {"train": str, "validation": str, "test": str, "csv_params": dict
                 "benchmark_runs": int, "export_dir": str, "checkpoint_root": str, "cache_salt": str}
 
 
+_DESCRIPTIONS = {
+    "train": "Training data: a file, glob or folder (local or gs://), an http(s) URL, ZIP#member, or the "
+             "built-in SST-2.",
+    "validation": "Validation data; empty: a stratified fraction of train (split_options).",
+    "test": "Test data; empty: the validation split, or a fraction of train when there is neither.",
+    "csv_params": "How to read the files: CSVParams fields (text_column, label_column, delimiter, quotechar, "
+                  "encoding, fieldnames, on_bad_rows).",
+    "split_options": "SplitOptions fields: validation_fraction, test_fraction, seed.",
+    "quantization": "QuantizationConfig fields: mode none, dynamic, float16 or int8.",
+    "beam_pipeline_args": "Passed to Apache Beam unchanged (runner, project, region, workers, ...).",
+    "max_accuracy_drop": "Accuracy points quantization may cost before the TFLite evaluation fails.",
+    "min_accuracy": "Publish gate: a model below this test accuracy is reported, not published.",
+    "min_gain_over_majority": "Baseline gate: validation balanced accuracy must beat the majority-class "
+                              "predictor's by this much, or the model is flagged and not published.",
+    "publish_below_baseline": "Publish a model that fails the baseline gate anyway.",
+    "benchmark_runs": "Timed single-example invocations per model and thread count.",
+    "export_dir": "Where the deliverables are published (local or gs://); empty: not published.",
+    "checkpoint_root": "Where training checkpoints go so a retried task resumes.",
+    "cache_salt": "Set by the runners from the code and local inputs: keeps the cache honest.",
+}
+
+
+def _docstring(names: Sequence[str]) -> str:
+    """Google-style Args, which kfp shows as the inputs' descriptions in the Vertex and Kubeflow UIs."""
+    lines = ["Model Maker's text classifier as a pipeline: ingest, then per architecture preprocess, train, "
+             "evaluate, export, quantize, TFLite evaluation and latency, then the report.", "", "Args:"]
+    for name in names:
+        if name in _DESCRIPTIONS:
+            text = _DESCRIPTIONS[name]
+        elif name.endswith("_model_options"):
+            arch = name[:-len("_model_options")]
+            text = f"Model options of {arch} ({architectures.get(arch).options_class.__name__} fields)."
+        else:
+            arch = name[:-len("_hparams")]
+            text = f"Training hyperparameters of {arch} ({architectures.get(arch).hparams_class.__name__} fields)."
+        lines.append(f"    {name}: {text}")
+    return "\n".join(lines) + "\n"
+
+
 def model_options_parameter(architecture: str) -> str:
     return f"{architecture}_model_options"
 
@@ -160,6 +199,7 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
             published.set_caching_options(False)
 
     text_classifier.__signature__ = _signature(archs, teacher)
+    text_classifier.__doc__ = _docstring(names)
     text_classifier.__annotations__ = {name: param.annotation
                                        for name, param in text_classifier.__signature__.parameters.items()}
     return dsl.pipeline(name=PIPELINE_NAME, description="Model Maker's text classifier "

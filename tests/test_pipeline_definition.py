@@ -36,6 +36,13 @@ def test_compiled_yaml_loads_back_with_steps_and_parameters(compiled):
     assert STEPS <= names
     # no per-step pip install: the image carries the package and kfp
     assert not any("pip install" in " ".join(e["container"].get("command", [])) for e in executors.values())
+    # kfp shows these as the inputs' descriptions in the Vertex and Kubeflow UIs
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert all(definition.get("description") for definition in inputs.values()), inputs
+    for name, component in spec["components"].items():
+        for parameter, definition in component.get("inputDefinitions", {}).get("parameters", {}).items():
+            if "executorLabel" in component:
+                assert definition.get("description"), f"{name}.{parameter} has no Args: entry"
     task_names = json.dumps(spec["root"]["dag"]["tasks"])
     assert "ingest-and-split" in task_names and "report" in task_names
     assert "train-awe" in task_names and "train-bert" in task_names  # a branch per architecture
