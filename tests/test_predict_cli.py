@@ -15,7 +15,7 @@ TEXTS = ["the movie was great", "the film was awful", "Great acting, terrible pl
 
 @pytest.fixture(scope="module")
 def awe(tmp_path_factory):
-    return make_awe(str(tmp_path_factory.mktemp("awe")), epochs=10)
+    return make_awe(str(tmp_path_factory.mktemp("awe")), epochs=3)
 
 
 def _expected(model):
