@@ -30,6 +30,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["components", "components.*", "pipelines", "pipelines.*"]),
+    # The built-in data set (`builtin:sst2/...`, the pipeline's default): in the wheel, so
+    # `pip install .` and the component image carry it.
+    package_data={"components": ["data/*/*.tsv.gz", "data/*/README.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         # The GPU image (Dockerfile VARIANT=gpu): the same TensorFlow with its CUDA libraries from

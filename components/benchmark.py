@@ -270,25 +270,34 @@ def markdown_table(rows: Sequence[Mapping[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`textclf benchmark MODEL.tflite [--threads 1] [--runs N] [--json]`."""
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textclf benchmark",
                                      description="CPU latency of a .tflite text classifier (LiteRT).")
     parser.add_argument("model", help=".tflite file (ours or Model Maker's)")
-    def count(minimum):
-        def parse(text):
-            value = int(text)
-            if value < minimum:
-                raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-            return value
-        return parse
-
-    parser.add_argument("--threads", type=count(1), default=1)
-    parser.add_argument("--runs", type=count(1), default=200)
-    parser.add_argument("--warmup", type=count(0), default=20)
+    parser.add_argument("--threads", type=_count(1), default=1,
+                        help="interpreter threads (default: %(default)s, as the guide's table)")
+    parser.add_argument("--runs", type=_count(1), default=200, help="timed runs (default: %(default)s)")
+    parser.add_argument("--warmup", type=_count(0), default=20,
+                        help="untimed runs before them (default: %(default)s)")
     parser.add_argument("--examples", default=None,
                         help="tokenized split folder to time real examples (default: synthetic ids)")
-    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    parser.add_argument("--json", action="store_true",
+                        help="end with one JSON line of the figures (default: text only)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`textclf benchmark MODEL.tflite [--threads 1] [--runs N] [--json]`."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     result = benchmark_tflite(args.model, args.threads, args.runs, args.warmup, args.examples)
     print(f"model        {result['path']} ({format_size(result['model_bytes'])}, inputs "

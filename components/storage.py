@@ -1,14 +1,20 @@
-"""Reading and writing the places data lives: local paths, gs:// objects and http(s) URLs.
+"""Reading and writing the places data lives: local paths, gs:// objects, http(s) URLs and the
+data sets built into the package.
 
 Remote inputs are materialised as local files once (zips are extracted, with every entry
 checked so nothing lands outside the extraction folder) so that every step after this one
 works on plain local paths. A `#member` suffix picks a file inside a zip, as in
 `https://dl.fbaipublicfiles.com/glue/data/SST-2.zip#SST-2/train.tsv`.
+
+`builtin:NAME` names a data file shipped inside the package (`components/data/`, gzipped), such
+as `builtin:sst2/train.tsv`: it travels with the wheel and the component image, so the pipeline's
+default run needs no download. Its checksum is verified on first use in a process.
 """
 
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
 import os
 import posixpath
@@ -35,6 +41,56 @@ def is_gcs(uri: str) -> bool:
 
 def is_url(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
+
+
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# name -> (file under BUILTIN_DIR, md5 of its uncompressed content); see data/sst2/README.md.
+BUILTIN_DATA = {
+    "sst2/train.tsv": ("sst2/train.tsv.gz", "da409a0a939379ed32a470bc0f7fe99a"),
+    "sst2/dev.tsv": ("sst2/dev.tsv.gz", "268856b487b2a31a28c0a93daaff7288"),
+}
+_verified_builtins: set = set()
+
+
+def is_builtin(uri: str) -> bool:
+    return uri.startswith(BUILTIN_PREFIX)
+
+
+def builtin_names() -> List[str]:
+    return [BUILTIN_PREFIX + name for name in BUILTIN_DATA]
+
+
+def _gunzipped_md5(path: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with gzip.open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def builtin_path(uri: str) -> str:
+    """The packaged (gzipped) file a `builtin:` name stands for, its content checked once a process."""
+    name = uri[len(BUILTIN_PREFIX):]
+    if name not in BUILTIN_DATA:
+        raise DataSourceError(f"{uri}: no built-in data file of that name; built in: {', '.join(builtin_names())}")
+    relative, md5 = BUILTIN_DATA[name]
+    path = os.path.join(BUILTIN_DIR, *relative.split("/"))
+    if path in _verified_builtins:
+        return path
+    if not os.path.isfile(path):
+        raise DataSourceError(f"{uri}: the packaged file {path} is missing; reinstall the package "
+                              "(`pip install .` from a checkout)")
+    try:
+        found = _gunzipped_md5(path)
+    except (OSError, EOFError) as error:
+        raise DataSourceError(f"{uri}: the packaged file {path} is not a readable gzip file ({error}); "
+                              "reinstall the package") from error
+    if found != md5:
+        raise DataSourceError(f"{uri}: the packaged file {path} fails its checksum (md5 of its content {found}, "
+                              f"expected {md5}); it is damaged or was changed: reinstall the package")
+    _verified_builtins.add(path)
+    return path
 
 
 def _is_zip_name(base: str) -> bool:
@@ -123,6 +179,8 @@ def _download_url(uri: str, destination: str) -> None:
 
 def fetch(uri: str) -> str:
     """A local path holding the bytes of `uri` (no '#member' part); URLs are cached."""
+    if is_builtin(uri):
+        return builtin_path(uri)
     if is_gcs(uri):
         destination = os.path.join(cache_root(), "gcs", _hashed_name(uri), posixpath.basename(uri))
         _download_gcs(uri, destination)
@@ -287,9 +345,10 @@ def expand_inputs(uri: str) -> List[str]:
     """The files an input names: itself, every file a glob matches, or every file in a folder.
 
     Works for local paths and gs:// (`gs://bucket/train-*.csv`, `gs://bucket/folder/`); URLs and
-    `ZIP#member` name one file. Shards come back sorted by name, so row order is stable.
+    `ZIP#member` and `builtin:` names name one file. Shards come back sorted by name, so row order
+    is stable.
     """
-    if is_url(uri):
+    if is_url(uri) or is_builtin(uri):
         return [uri]
     base, member = split_member(uri)
     if member:
@@ -404,6 +463,8 @@ def _other_scheme(uri: str) -> bool:
 
 def exists(uri: str) -> bool:
     """Whether a file exists (gs:// objects through the GCS client, other schemes through Beam)."""
+    if is_builtin(uri):
+        return uri[len(BUILTIN_PREFIX):] in BUILTIN_DATA
     if is_gcs(uri):
         bucket_name, name = parse_gcs(uri)
         try:

@@ -29,7 +29,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from components import vocabulary as vocab_io
-from components.errors import ConfigError, VocabularyError
+from components.errors import ConfigError, InputFormatError, VocabularyError
 
 AWE_TOKEN_PATTERN = r"[^\w']+"
 PAD, START, UNKNOWN = "<PAD>", "<START>", "<UNKNOWN>"
@@ -79,7 +79,7 @@ def _as_text(text) -> str:
     if isinstance(text, bytes):
         return text.decode("utf-8")
     if not isinstance(text, str):
-        raise TypeError(f"text must be str or bytes, got {type(text).__name__}")
+        raise InputFormatError(f"a text must be str or bytes, got {type(text).__name__}")
     return text
 
 

@@ -37,52 +37,82 @@ def option_classes() -> Dict[str, type]:
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
-    """The data flags shared by `textclf ingest`, `run` and `submit`."""
-    parser.add_argument("--train", help="training data: a file, glob or folder (local or gs://), or an "
-                                        "https:// URL; 'ZIP#member' picks a file in a zip; .gz is read as gzip")
-    parser.add_argument("--validation", help="validation data (default: carved from --train)")
-    parser.add_argument("--test", help="test data (default: the validation data, or carved from --train)")
-    parser.add_argument("--text-column")
-    parser.add_argument("--label-column")
+    """The data flags shared by `textclf ingest`, `run` and `submit`; each help names its default."""
+    from pipelines.pipeline import DEFAULTS
+    csv, split = CSVParams(), SplitOptions()
+    parser.add_argument("--train", help="training data: a file, glob or folder (local or gs://), an https:// URL "
+                                        "or a built-in name; 'ZIP#member' picks a file in a zip; .gz is read as "
+                                        f"gzip (default: {DEFAULTS['train']}, SST-2 shipped with the package)")
+    parser.add_argument("--validation", help="validation data (default: carved out of --train, see "
+                                             "--validation-fraction)")
+    parser.add_argument("--test", help="test data (default: the validation file if one is given, else carved out "
+                                       f"of --train; with the built-in training data, {DEFAULTS['test']})")
+    parser.add_argument("--text-column", help="column holding the text; 'auto' (default): the only column besides "
+                                              "the label column, else one named 'text' or 'sentence'")
+    parser.add_argument("--label-column", help=f"column holding the label (default: {csv.label_column})")
     parser.add_argument("--delimiter", help="one character; '\\t' or 'tab' for TSV; 'auto' (default): tab for "
                                             ".tsv/.tab (also .gz), comma otherwise")
     parser.add_argument("--quotechar", help="quote character, or 'none' (or '') for no quoting; 'auto' (default): "
                                             "no quoting for tab-delimited files, '\"' otherwise")
-    parser.add_argument("--encoding")
-    parser.add_argument("--fieldnames", help="comma-separated column names for a file without a header")
-    parser.add_argument("--on-bad-rows", choices=("error", "skip"))
-    parser.add_argument("--validation-fraction", type=float)
-    parser.add_argument("--test-fraction", type=float)
-    parser.add_argument("--seed", type=int, help="split seed")
+    parser.add_argument("--encoding", help=f"text encoding of the files (default: {csv.encoding})")
+    parser.add_argument("--fieldnames", help="comma-separated column names for a file without a header "
+                                             "(default: the file's first line is its header)")
+    parser.add_argument("--on-bad-rows", choices=("error", "skip"),
+                        help=f"a malformed row stops the run naming its file, line and column ('error', "
+                             f"the default: {csv.on_bad_rows}) or is skipped and counted in the profile ('skip')")
+    parser.add_argument("--validation-fraction", type=float,
+                        help="share of --train carved out for validation when no --validation is given (default: "
+                             f"{DEFAULTS['split_options']['validation_fraction']} with the built-in data, "
+                             f"{split.validation_fraction} with your own)")
+    parser.add_argument("--test-fraction", type=float,
+                        help="share of --train carved out for testing when neither --validation nor --test is "
+                             f"given (default: {split.test_fraction})")
+    parser.add_argument("--seed", type=int, help=f"seed of the stratified split (default: {split.seed})")
+
+
+def _epochs_defaults() -> str:
+    return ", ".join(f"{name} {architectures.get(name).hparams_class().epochs}" for name in architectures.names())
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    from pipelines.pipeline import DEFAULT_MODELS, DEFAULTS, MODEL_OPTION_DEFAULTS
     add_data_flags(parser)
-    parser.add_argument("--config", help="YAML/JSON file of pipeline parameters (every option and hparam)")
-    parser.add_argument("--models", help="comma-separated architectures: awe, bert (default both)")
+    parser.add_argument("--config", help="YAML/JSON file of pipeline parameters (every option and hparam), "
+                                         "overridden by flags (default: none)")
+    parser.add_argument("--models", help=f"comma-separated architectures: {', '.join(architectures.names())} "
+                                         f"(default: {','.join(DEFAULT_MODELS)})")
     parser.add_argument("--resources", help="YAML/JSON file: machines and accelerators per step "
-                                            "(see pipelines/resources.py), overriding the Vertex defaults")
+                                            "(see pipelines/resources.py; default: the Vertex AI defaults there)")
     parser.add_argument("--gpu-image", help="image for steps given an accelerator (default: --image)")
     parser.add_argument("--teacher", help="a trained BERT model folder (local or gs://) for the distilled student "
-                                          "to learn from; without it, --models distilled trains BERT first")
-    parser.add_argument("--bert-encoder", help="minilm-l6 (default, offline), mobilebert (Model Maker 0.2.1.4's "
-                                               "TF Hub module), mobilebert_tiny (earlier releases' tarball), "
-                                               "a TF Hub URL or handle, a TF1 Hub module / SavedModel folder "
-                                               "or a Hugging Face BERT folder")
-    parser.add_argument("--epochs", type=int, help="epochs for every architecture trained")
-    parser.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"))
-    parser.add_argument("--export-dir", help="where the deliverables go (local path or gs://)")
+                                          "to learn from (default: none; --models distilled then trains BERT first)")
+    parser.add_argument("--bert-encoder", help=f"{MODEL_OPTION_DEFAULTS['bert']['encoder']} (default, offline), "
+                                               "mobilebert (Model Maker 0.2.1.4's TF Hub module), mobilebert_tiny "
+                                               "(earlier releases' tarball), a TF Hub URL or handle, a TF1 Hub "
+                                               "module / SavedModel folder or a Hugging Face BERT folder")
+    parser.add_argument("--epochs", type=int, help="epochs for every architecture trained (default: each "
+                                                   f"architecture's own: {_epochs_defaults()})")
+    parser.add_argument("--quantization", choices=("none", "dynamic", "float16", "int8"),
+                        help="post-training quantization of the published model.tflite (default: "
+                             f"{DEFAULTS['quantization']['mode']}); the float model is kept beside it")
+    parser.add_argument("--export-dir", help="where the deliverables go, local path or gs:// (default: none, "
+                                             "they stay under the pipeline root)")
     parser.add_argument("--min-accuracy", type=float, help="quality gate: models below this test accuracy are "
-                                                           "not published (default 0)")
+                                                           f"not published (default: {DEFAULTS['min_accuracy']})")
     parser.add_argument("--min-gain-over-majority", type=float,
                         help="baseline gate: validation balanced accuracy must beat always answering the "
-                             "majority label by this much (default 0.05), else the model is not published")
+                             f"majority label by this much (default: {DEFAULTS['min_gain_over_majority']}), "
+                             "else the model is not published")
     parser.add_argument("--publish-below-baseline", action="store_true", default=None,
-                        help="publish a model that fails the baseline gate anyway")
-    parser.add_argument("--max-accuracy-drop", type=float, help="points of accuracy quantization may cost")
-    parser.add_argument("--benchmark-runs", type=int)
+                        help="publish a model that fails the baseline gate anyway (default: off)")
+    parser.add_argument("--max-accuracy-drop", type=float,
+                        help="accuracy points quantization may cost before the step fails (default: "
+                             f"{DEFAULTS['max_accuracy_drop']})")
+    parser.add_argument("--benchmark-runs", type=int,
+                        help=f"timed runs per model in the latency step (default: {DEFAULTS['benchmark_runs']})")
     parser.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
-                        help="passed to Beam unchanged, e.g. --beam-arg=--direct_num_workers=2 (repeatable)")
+                        help="passed to Beam unchanged, e.g. --beam-arg=--direct_num_workers=2 (repeatable; "
+                             "default: none, Beam's DirectRunner)")
 
 
 def load_config(path: str, top_level: bool = True) -> Dict[str, Any]:
@@ -147,8 +177,12 @@ def _check_scalars(values: Dict[str, Any]) -> None:
 
 
 def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
-    """Validated pipeline parameter values for the flags (and config file) given."""
-    from pipelines.pipeline import DEFAULTS
+    """Validated pipeline parameter values for the flags (and config file) given.
+
+    Without a training source the pipeline's built-in data applies (SST-2's train.tsv, its
+    dev.tsv as the test set, validation a stratified 5 % of train); with one, none of it does.
+    """
+    from pipelines.pipeline import DEFAULTS, MODEL_OPTION_DEFAULTS, model_options_parameter
     values: Dict[str, Any] = {}
     if getattr(args, "config", None):
         values.update(load_config(args.config))
@@ -162,16 +196,18 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
     if args.fieldnames is not None:
         csv["fieldnames"] = [f.strip() for f in args.fieldnames.split(",")]
     values["csv_params"] = csv
-    split = dict(values.get("split_options") or {})
+    for key in ("train", "validation", "test"):
+        _set(values, key, getattr(args, key, None))
+    own_data = bool(values.get("train"))
+    if own_data:  # the user's own data: neither the built-in files nor their split apply
+        values.setdefault("validation", "")
+        values.setdefault("test", "")
+    split = {} if own_data else dict(DEFAULTS["split_options"])
+    split.update(values.get("split_options") or {})
     _set(split, "validation_fraction", args.validation_fraction)
     _set(split, "test_fraction", args.test_fraction)
     _set(split, "seed", args.seed)
     values["split_options"] = split
-    for key in ("train", "validation", "test"):
-        _set(values, key, getattr(args, key, None))
-    if values.get("train"):  # the user's own data: none of the SST-2 default files apply
-        values.setdefault("validation", "")
-        values.setdefault("test", "")
 
     if hasattr(args, "models"):
         from pipelines.pipeline import DEFAULT_MODELS, hparams_parameter
@@ -205,12 +241,23 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
         if args.beam_args:
             values["beam_pipeline_args"] = list(args.beam_args)
     _check_scalars(values)
+    for arch, defaults in MODEL_OPTION_DEFAULTS.items():
+        # Options given in part (a config's seq_len) keep the pipeline's choices for the rest.
+        key = model_options_parameter(arch)
+        if key in values:
+            values[key] = {**defaults, **(values[key] or {})}
     for key, cls in option_classes().items():
         if key in values:
             # Validates early (naming the bad field); None means "the default" and cannot travel as
             # a pipeline parameter value, so it is left out.
             values[key] = {k: v for k, v in cls.from_dict(values[key] or {}).to_dict().items() if v is not None}
     return values
+
+
+def data_sources(values: Dict[str, Any]) -> Dict[str, str]:
+    """train, validation and test as a run reads them: given ones, else the pipeline's defaults."""
+    from pipelines.pipeline import DEFAULTS
+    return {key: str(values[key] if key in values else DEFAULTS[key]) for key in ("train", "validation", "test")}
 
 
 def _files_under(folder: str) -> Iterable[str]:

@@ -1,4 +1,5 @@
-"""The `textclf` command: ingest, run (local kfp runner), submit (Vertex / Kubeflow), compile, benchmark."""
+"""The `textclf` command: ingest, run (local kfp runner), submit (Vertex / Kubeflow), compile, benchmark,
+predict."""
 
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ from components.errors import TextClfError
 def _ingest(args) -> int:
     from components.ingest import ingest
     from components.options import CSVParams, SplitOptions
-    from pipelines.arguments import pipeline_arguments
+    from pipelines.arguments import data_sources, pipeline_arguments
     values = pipeline_arguments(args)
-    if not values.get("train"):
-        raise TextClfError("textclf ingest needs --train")
+    sources = data_sources(values)
     out = args.output
-    profile = ingest(values["train"], values.get("validation", ""), values.get("test", ""),
+    profile = ingest(sources["train"], sources["validation"], sources["test"],
                      CSVParams.from_dict(values["csv_params"]), SplitOptions.from_dict(values["split_options"]),
                      output_dirs={n: os.path.join(out, n) for n in ("train", "validation", "test")},
                      profile_dir=os.path.join(out, "profile"))
@@ -36,9 +36,9 @@ def _check_local_sources(values) -> None:
     from components import storage
     from components.delimited import check_headers
     from components.options import CSVParams
+    from pipelines.arguments import data_sources
     params = CSVParams.from_dict(values.get("csv_params") or {})
-    for key in ("train", "validation", "test"):
-        source = str(values.get(key) or "")
+    for source in data_sources(values).values():
         base = storage.split_member(source)[0]
         if source and not storage.is_gcs(base) and not storage.is_url(base):
             check_headers(source, params)
@@ -106,9 +106,27 @@ def _compile(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    from components import predict
+    texts = list(args.texts)
+    if args.file:
+        read = predict.read_texts(args.file)
+        if read.blank_lines:
+            print(f"textclf: skipped {read.blank_lines} blank line(s) in {args.file}", file=sys.stderr)
+        texts += read.texts
+    records = predict.predict_texts(args.model, texts)
+    if args.json:
+        print(predict.format_json(records))
+    else:
+        for record in records:
+            print(predict.format_line(record))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from components.ops import DEFAULT_IMAGE
     from pipelines.arguments import add_data_flags, add_run_flags
+    from pipelines.pipeline import DEFAULT_MODELS
     parser = argparse.ArgumentParser(prog="textclf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -119,31 +137,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the whole pipeline on the local kfp runner")
     add_run_flags(run)
-    run.add_argument("--pipeline-root", default="runs/pipeline_root", help="where step artifacts go")
-    run.add_argument("--no-cache", action="store_true", help="re-run every step")
+    run.add_argument("--pipeline-root", default="runs/pipeline_root",
+                     help="where step artifacts and the step cache go (default: %(default)s)")
+    run.add_argument("--no-cache", action="store_true", help="re-run every step (default: reuse unchanged steps)")
     run.add_argument("--image", default=DEFAULT_IMAGE, help=argparse.SUPPRESS)
     run.set_defaults(handler=_run)
 
     submit = commands.add_parser("submit", help="submit to Vertex AI Pipelines or Kubeflow Pipelines")
     add_run_flags(submit)
-    submit.add_argument("--project")
-    submit.add_argument("--region")
-    submit.add_argument("--pipeline-root", help="gs://BUCKET/root")
-    submit.add_argument("--schedule", help="cron expression: create a schedule instead of one run")
-    submit.add_argument("--service-account")
-    submit.add_argument("--kfp-host", help="Kubeflow Pipelines endpoint URL (instead of Vertex AI)")
-    submit.add_argument("--experiment", default="textclf", help="Kubeflow experiment name")
-    submit.add_argument("--template", help="an already compiled pipeline YAML")
-    submit.add_argument("--image", default=DEFAULT_IMAGE, help="image for every component")
-    submit.add_argument("--no-cache", action="store_true")
+    submit.add_argument("--project", help="Google Cloud project of the Vertex AI run (required for Vertex AI; "
+                                          "default: none)")
+    submit.add_argument("--region", help="Vertex AI region, e.g. europe-west4 (required for Vertex AI; default: none)")
+    submit.add_argument("--pipeline-root", help="gs://BUCKET/root for the run's artifacts (required for Vertex AI; "
+                                                "default: none, Kubeflow's own)")
+    submit.add_argument("--schedule", help="cron expression: create a schedule instead of one run (default: one run)")
+    submit.add_argument("--service-account", help="service account the Vertex AI run acts as (default: the "
+                                                  "project's Compute Engine default service account)")
+    submit.add_argument("--kfp-host", help="Kubeflow Pipelines endpoint URL, instead of Vertex AI (default: none)")
+    submit.add_argument("--experiment", default="textclf", help="Kubeflow experiment name (default: %(default)s)")
+    submit.add_argument("--template", help="an already compiled pipeline YAML (default: compile one with --image)")
+    submit.add_argument("--image", default=DEFAULT_IMAGE, help="image for every component (default: %(default)s)")
+    submit.add_argument("--no-cache", action="store_true", help="re-run every step (default: reuse cached steps)")
     submit.set_defaults(handler=_submit)
 
     comp = commands.add_parser("compile", help="write the pipeline YAML")
-    comp.add_argument("--output", default="pipeline.yaml")
-    comp.add_argument("--image", default=DEFAULT_IMAGE)
-    comp.add_argument("--gpu-image", default="")
-    comp.add_argument("--models", default="")
+    comp.add_argument("--output", default="pipeline.yaml", help="the YAML file written (default: %(default)s)")
+    comp.add_argument("--image", default=DEFAULT_IMAGE, help="image for every component (default: %(default)s)")
+    comp.add_argument("--gpu-image", default="", help="image for steps given an accelerator (default: --image)")
+    comp.add_argument("--models", default="", help="comma-separated architectures with a branch each "
+                                                   f"(default: {','.join(DEFAULT_MODELS)})")
     comp.set_defaults(handler=_compile)
+
+    predict = commands.add_parser("predict", help="classify texts with an exported model, as the device does")
+    predict.add_argument("model", help="a .tflite text classifier with MediaPipe metadata, or an export folder "
+                                       "holding model.tflite")
+    predict.add_argument("texts", nargs="*", help="texts to classify, each one argument (quote them)")
+    predict.add_argument("--file", help="a UTF-8 file of texts, one a line, '-' for standard input; blank lines "
+                                        "are skipped and counted (default: none, the texts given as arguments)")
+    predict.add_argument("--json", action="store_true", help="print one JSON list of {text, label, score, scores} "
+                                                             "(default: one tab-separated line per text)")
+    predict.set_defaults(handler=_predict)
 
     bench = commands.add_parser("benchmark", help="latency of any .tflite (ours or Model Maker's)", add_help=False)
     bench.set_defaults(handler=None)

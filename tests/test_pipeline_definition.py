@@ -55,7 +55,7 @@ def parse(*argv):
 
 def test_default_run_uses_sst2_zip():
     values = parse()
-    assert "train" not in values  # pipeline default: the public SST-2.zip
+    assert "train" not in values  # pipeline default: the built-in SST-2 (tests/test_builtin_data.py)
     assert values["csv_params"]["delimiter"] == "auto" and values["csv_params"]["text_column"] == "auto"
 
 
