@@ -145,21 +145,20 @@ def _device_accuracy(tflite: str, rows: Rows, labels: Sequence[str]) -> Dict[str
 
 
 def train_api(architecture: str, splits: Dict[str, Rows], seed: int, options_json: Dict,
-              hparams_json: Dict, work: str, device: bool = True) -> Dict:
-    """Our model through the Model Maker-compatible API, defaults unless overridden."""
+              hparams_json: Dict, work: str, device: bool = True, keep: Optional[Dict] = None) -> Dict:
+    """Our model through the Model Maker-compatible API, defaults unless overridden (BERT: the
+    offline minilm-l6 encoder). With `keep`, the trained classifier is left in keep["model"]."""
+    from components import architectures
     from components import text_classifier as tc
 
     data = {name: tc.Dataset([t for t, _ in rows], [lab for _, lab in rows]) for name, rows in splits.items()}
     labels = data["train"].label_names
     export_dir = tempfile.mkdtemp(prefix=f"{architecture}-", dir=work)
-    if architecture == "awe":
-        model_options = tc.AverageWordEmbeddingModelOptions(**options_json)
-        hparams = tc.AverageWordEmbeddingHParams(**{"seed": seed, **hparams_json, "export_dir": export_dir})
-        supported = tc.SupportedModels.AVERAGE_WORD_EMBEDDING_CLASSIFIER
-    else:
-        model_options = tc.BertModelOptions(**{"encoder": "minilm-l6", **options_json})
-        hparams = tc.BertHParams(**{"seed": seed, **hparams_json, "export_dir": export_dir})
-        supported = tc.SupportedModels.MOBILEBERT_CLASSIFIER
+    spec = architectures.get(architecture)
+    defaults = {"bert": {"encoder": "minilm-l6"}}.get(architecture, {})
+    model_options = spec.options_class(**{**defaults, **options_json})
+    hparams = spec.hparams_class(**{"seed": seed, **hparams_json, "export_dir": export_dir})
+    supported = tc.SupportedModels[spec.api_name]
     options = tc.TextClassifierOptions(supported_model=supported, model_options=model_options, hparams=hparams)
     started = time.time()
     model = tc.TextClassifier.create(data["train"], data["validation"], options)
@@ -174,6 +173,8 @@ def train_api(architecture: str, splits: Dict[str, Rows], seed: int, options_jso
         for casing, scores in _device_accuracy(path, splits["test"], labels).items():
             result[f"device{casing}"] = scores["accuracy"]
             result[f"device{casing}_macro_f1"] = scores["macro_f1"]
+    if keep is not None:
+        keep["model"] = model
     return result
 
 
@@ -199,8 +200,13 @@ def run_set(name: str, args, work: str) -> Dict:
             row["awe"] = train_api("awe", splits, seed, args.awe_options, args.awe_hparams, work,
                                    device=not args.no_device)
         if args.bert and len(splits["train"]) <= BERT_MAX_ROWS:
+            kept: Dict = {}
             row["bert"] = train_api("bert", splits, seed, args.bert_options, args.bert_hparams, work,
-                                    device=args.bert_device)
+                                    device=args.bert_device, keep=kept)
+            if args.distilled:  # the student of the BERT model just trained
+                row["distilled"] = train_api("distilled", splits, seed,
+                                             {**args.distilled_options, "teacher": kept["model"].model_dir},
+                                             args.distilled_hparams, work)
         per_seed.append(row)
         print(f"  {name} seed {seed}: " + json.dumps(row, default=str), flush=True)
         if len(splits["train"]) >= SEEDED_BELOW and len(per_seed) >= args.large_seeds:
@@ -220,6 +226,8 @@ def run_set(name: str, args, work: str) -> Dict:
         "awe_best_epoch": med("awe", "best_epoch"),
         "bert": med("bert", "accuracy"), "bert_macro_f1": med("bert", "macro_f1"),
         "bert_device": med("bert", "device"), "bert_train_s": med("bert", "train_s"),
+        "distilled": med("distilled", "accuracy"), "distilled_device": med("distilled", "device"),
+        "distilled_bytes": med("distilled", "bytes"),
     }
     if per_seed and "awe" in per_seed[0]:
         summary["awe_defaults"] = per_seed[0]["awe"].get("defaults", {})
@@ -234,7 +242,8 @@ def print_table(results: Dict[str, Dict]) -> None:
     columns = [("set", None), ("rows", "train_rows"), ("majority", "majority"), ("tfidf+lr", "tfidf_lr"),
                ("awe", "awe"), ("awe dev", "awe_device"), ("title", "awe_device_title"),
                ("UPPER", "awe_device_upper"), ("awe F1", "awe_macro_f1"), ("tfidf F1", "tfidf_lr_macro_f1"),
-               ("bytes", "awe_bytes"), ("train s", "awe_train_s"), ("bert", "bert")]
+               ("bytes", "awe_bytes"), ("train s", "awe_train_s"), ("bert", "bert"),
+               ("distilled dev", "distilled_device")]
     print("| " + " | ".join(c for c, _ in columns) + " |")
     print("|" + "---|" * len(columns))
     for name, row in results.items():
@@ -259,6 +268,10 @@ def main(argv=None) -> Dict:
     parser.add_argument("--seeds", type=int, default=3, help="seeds for sets under 10,000 training rows")
     parser.add_argument("--bert", action="store_true", help="add BERT (minilm-l6) on sets of <= 10k rows")
     parser.add_argument("--bert-device", action="store_true", help="also score BERT through MediaPipe")
+    parser.add_argument("--distilled", action="store_true", help="with --bert: the distilled student of each "
+                                                                 "BERT model, through MediaPipe")
+    parser.add_argument("--distilled-options", type=json.loads, default={}, help="JSON overrides")
+    parser.add_argument("--distilled-hparams", type=json.loads, default={}, help="JSON overrides")
     parser.add_argument("--no-awe", action="store_true")
     parser.add_argument("--no-tfidf", action="store_true")
     parser.add_argument("--no-device", action="store_true", help="skip MediaPipe (Keras accuracy only)")
