@@ -280,12 +280,15 @@ class DistilledModelOptions(_JsonOptions):
     n-grams kept with `ngram_probability`), and `unlabelled_texts` (a text file, one text a line)
     adds in-domain texts of your own; the teacher scores them all. The student is a 1-D CNN over
     `wordvec_dim` embeddings (`filters` per kernel size, max-pooled) with a `hidden_dim` layer.
+    `max_model_bytes` keeps the dynamic-range (int8 weights) export within that size by keeping
+    fewer of the rarest words, as the AWE model does for its float export; 0 lifts the limit.
     """
 
     seq_len: int = 0
     vocab_size: int = 10000
     do_lower_case: bool = True
     device_case_variants: bool = True
+    max_model_bytes: int = 1_000_000
     wordvec_dim: int = 64
     filters: int = 128
     kernel_sizes: List[int] = dataclasses.field(default_factory=lambda: [3])

@@ -24,6 +24,23 @@ LEARNING_BUDGET = 30.0
 MIN_RATE, MAX_RATE = 2e-4, 3e-3
 
 
+_RESERVED_BYTES = 8_192  # graph, metadata, scales, the zip of associated files
+
+
+def _vocabulary_budget(options) -> dict:
+    """Words the dynamic-range export affords within `max_model_bytes`: an int8 embedding row is
+    `wordvec_dim` bytes; the convolutions and dense layers (int8 too) are paid for first."""
+    if not options.max_model_bytes:
+        return {}
+    convs = sum(width * options.wordvec_dim * options.filters + 4 * options.filters
+                for width in options.kernel_sizes)
+    pooled = options.filters * len(options.kernel_sizes)
+    dense = pooled * options.hidden_dim + 4 * options.hidden_dim + (options.hidden_dim or pooled) * 64 * 4
+    return {"byte_budget": max(0, options.max_model_bytes - _RESERVED_BYTES - convs - dense),
+            "row_bytes": options.wordvec_dim,
+            "case_variants": bool(options.do_lower_case and options.device_case_variants)}
+
+
 def default_learning_rate(total_steps: int) -> float:
     return float(min(MAX_RATE, max(MIN_RATE, LEARNING_BUDGET / max(1, total_steps))))
 
@@ -41,7 +58,7 @@ class DistilledSpec(ArchitectureSpec):
     def vocabulary_plan(self, options) -> VocabularyPlan:
         return VocabularyPlan(recipe=tok.TokenizerRecipe(tok.REGEX, bool(options.do_lower_case)),
                               seq_len=options.seq_len, max_seq_len=MAX_FITTED_SEQ_LEN,
-                              max_size=options.vocab_size)
+                              max_size=options.vocab_size, **_vocabulary_budget(options))
 
     def model_info(self, options, vocab_size: int) -> Dict[str, Any]:
         return {"vocab_rows": int(vocab_size)}
