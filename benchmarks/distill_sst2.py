@@ -1,7 +1,7 @@
 """The distilled student on SST-2, honestly evaluated: validation held out of train.tsv, dev.tsv untouched.
 
     .venv/bin/python benchmarks/distill_sst2.py [--teacher MODEL_DIR] [--data ../shared/data/sst2]
-        [--options JSON] [--hparams JSON] [--work DIR] [--quantization dynamic]
+        [--options JSON] [--hparams JSON] [--work DIR] [--transfer DIR] [--quantization dynamic]
 
 Without `--teacher` it first fine-tunes the BERT teacher (minilm-l6, defaults: about 35 minutes on
 2 cores); with it, the teacher's model folder (what the pipeline's BERT training step writes) is
@@ -45,6 +45,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--hparams", type=json.loads, default={}, help="DistilledHParams overrides (JSON)")
     parser.add_argument("--quantization", default="dynamic", choices=("none", "dynamic", "float16"))
     parser.add_argument("--work", default="")
+    parser.add_argument("--transfer", default="",
+                        help="a scored transfer set to reuse (another run's WORK/transfer); its scoring time is "
+                             "taken from its transfer.json")
     parser.add_argument("--latency-runs", type=int, default=2000)
     args = parser.parse_args(argv)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
@@ -81,8 +84,17 @@ def main(argv=None) -> dict:
 
     started = time.time()
     options = dict(args.options)
-    transfer = steps.transfer_step("distilled", options, teacher, [], folder["train"], folder["transfer"])
-    scored_s = time.time() - started
+    if args.transfer:
+        from components.transfer import read_summary
+        folder["transfer"] = args.transfer
+        transfer = read_summary(args.transfer)
+        scored_s = float(transfer["seconds"])
+        started -= scored_s
+        print(f"reusing the transfer set in {args.transfer} ({transfer['rows']:,} texts, scored in "
+              f"{scored_s:.0f} s)", flush=True)
+    else:
+        transfer = steps.transfer_step("distilled", options, teacher, [], folder["train"], folder["transfer"])
+        scored_s = time.time() - started
     splits = {"train": folder["transfer"], "validation": folder["validation"], "test": folder["test"]}
     steps.preprocess_step("distilled", options, [], splits, {n: folder[f"tokens_{n}"] for n in SPLITS},
                           folder["vocab"])
