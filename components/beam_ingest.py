@@ -4,9 +4,9 @@ byte, with reading, splitting and writing spread over a runner's workers.
 Two pipelines, and between them a plan computed here, so that neither has a side input
 (`components.beam_runner` says why that matters):
 
-1. Count. Each unit, a file (or all the files of a source when any of them is quoted: an
-   unclosed quote is judged with the labels of the rows before it), is read by one worker with
-   the in-process reader, in batches of `BATCH_ROWS` rows. Per batch it records the rows of each
+1. Count. Each file is read by one worker with the in-process reader, in batches of
+   `BATCH_ROWS` rows (a quoted file whose records the labels read before it could decide is
+   counted again once those are known: `_settle_known_labels`). Per batch it records the rows of each
    label and, in the source splits are carved from, each label's rows per hash code and its row
    with the highest hash; per unit the bad rows, the first error and the files read.
 2. Write. Each unit is read again and each batch's rows routed by the plan: the split of every
@@ -336,10 +336,8 @@ def _save_results(element, work: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # Launcher.
 
-def _units(source: int, paths: List[str], params: CSVParams) -> List[tuple]:
-    """A unit per file, or one for all the files of a source with a quoted file."""
-    if any(params.quotechar_for(storage.split_member(path)[1] or storage.split_member(path)[0]) for path in paths):
-        return [(source, 0, tuple(paths), len(paths) == 1, frozenset())]
+def _units(source: int, paths: List[str]) -> List[tuple]:
+    """A unit per file: (source, index, files, only file of its source, labels known before)."""
     return [(source, i, (path,), len(paths) == 1, frozenset()) for i, path in enumerate(paths)]
 
 
@@ -421,29 +419,32 @@ class _Sources:
             except TextClfError as error:
                 self.errors[name] = error
                 self.paths[name] = []
-            self.units[name] = _units(index, self.paths[name], params)
+            self.units[name] = _units(index, self.paths[name])
 
     def all_units(self) -> List[tuple]:
         return [unit for name in self.names for unit in self.units[name]]
 
 
 def _settle_known_labels(sources: _Sources, summaries, run_count) -> Dict[tuple, frozenset]:
-    """The labels known before each unit, as one in-process read would have them. Units are counted
-    together with none known; a quoted unit whose reading consulted them is counted again with the
-    right ones (rare: only files with quoted multi-line or malformed records)."""
-    known: set = set()
-    starts = {}
-    for name in sources.names:
-        for unit in sources.units[name]:
+    """The labels known before each unit, as one in-process read of everything in order has them
+    (quoted rows add theirs; an unclosed quote is judged with them). Units are first counted
+    with none known; those whose reading consulted them and had others before are counted again
+    with those, together, until nothing changes (once, unless the recount changes a unit's labels).
+    Only quoted files with multi-line or malformed records are ever counted again."""
+    used = {(u[0], u[1]): u[4] for u in sources.all_units()}
+    while True:
+        known: set = set()
+        starts, stale = {}, []
+        for unit in sources.all_units():
             key = (unit[0], unit[1])
-            start = frozenset(known)
-            summary = summaries[key]
-            if start != unit[4] and summary["consulted"]:
-                summaries[key] = run_count([unit[:4] + (start,)])[key]
-                summary = summaries[key]
-            starts[key] = start
-            known |= summary["added_labels"]
-    return starts
+            starts[key] = frozenset(known)
+            if starts[key] != used[key] and summaries[key]["consulted"]:
+                stale.append(unit[:4] + (starts[key],))
+            known |= summaries[key]["added_labels"]
+        if not stale:
+            return starts
+        summaries.update(run_count(stale))
+        used.update({(u[0], u[1]): u[4] for u in stale})
 
 
 def _check_source(name: str, sources: _Sources, summaries) -> None:

@@ -131,9 +131,14 @@ def test_quoted_rows_are_judged_with_the_labels_read_before(tmp_path, small_batc
     dev = 'text,label\n"starts here,1\nok movie,0\nfine film,1\nends here",1\n' + "".join(
         f'"{t}",{lab}\n' for t, lab in sentiment_rows(3, seed=5))
     sources = (write_text(tmp_path / "train.csv", train), write_text(tmp_path / "dev.csv", dev))
-    profile = assert_identical(tmp_path, sources, csv_params=CSVParams(on_bad_rows="skip"))
+    profile = assert_identical(tmp_path / "files", sources, csv_params=CSVParams(on_bad_rows="skip"))
     assert profile["dropped_rows"]["by_reason"] == {"unclosed quote": 1}
     assert profile["splits"]["validation"]["rows"] == 9
+    # the same within one source: the second file is judged with the first one's labels
+    write_text(tmp_path / "shards" / "a.csv", train)
+    write_text(tmp_path / "shards" / "b.csv", dev)
+    profile = assert_identical(tmp_path / "glob", (str(tmp_path / "shards"),), csv_params=CSVParams(on_bad_rows="skip"))
+    assert profile["dropped_rows"]["by_reason"] == {"unclosed quote": 1}
 
 
 def test_errors_name_file_line_and_column_as_in_process(tmp_path):
