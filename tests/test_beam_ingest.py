@@ -190,3 +190,14 @@ def test_runner_arguments():
     assert not beam_runner.side_inputs_supported(["--runner=DaskRunner"])
     assert beam_runner.side_inputs_supported(["--runner=DataflowRunner"]) and beam_runner.side_inputs_supported([])
     assert beam_runner.runner_is_local([]) and not beam_runner.runner_is_local(["--runner=FlinkRunner"])
+
+
+def test_textclf_ingest_runs_on_the_runner_given(tmp_path, capsys):
+    from pipelines.cli import main
+    train = write_text(tmp_path / "train.tsv", tsv(sentiment_rows(15)))
+    assert main(["ingest", "--train", train, "--output", str(tmp_path / "local")]) == 0
+    assert main(["ingest", "--train", train, "--output", str(tmp_path / "beam"),
+                 "--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_num_workers=1"]) == 0
+    local, beam = tree_bytes(tmp_path / "local"), tree_bytes(tmp_path / "beam")
+    assert sorted(local) == sorted(beam) and all(beam[name] == data for name, data in local.items())
+    assert capsys.readouterr().out.count('{"train": 22, "validation": 4, "test": 4}') == 2
