@@ -43,6 +43,17 @@ setup(
             "gcp-storage-emulator>=2024.8",
             "mediapipe>=1.2,<1.3",
             "ruff==0.17.6",
+            # tests/test_dask_runner.py: Beam's DaskRunner on a local two-worker cluster. Pinned
+            # to the versions whose behaviour components/beam_runner.py works around.
+            "apache-beam[dask]~=2.77.0",
+            "dask~=2026.8.0",
+            "distributed~=2026.8.0",
+        ],
+        # Running the Beam steps on a Dask cluster (--runner=DaskRunner).
+        "dask": [
+            "apache-beam[dask]~=2.77.0",
+            "dask~=2026.8.0",
+            "distributed~=2026.8.0",
         ],
         # benchmarks/suite.py's baseline (TF-IDF + logistic regression); not needed to run or test.
         "bench": [

@@ -61,3 +61,7 @@ class QualityGateError(TextClfError):
 class ModelFormatError(TextClfError):
     """A model file or folder is not what the step expects (not a .tflite, no metadata, inputs or
     outputs of another shape)."""
+
+
+class RunnerError(TextClfError):
+    """A Beam runner finished without running the whole pipeline: an output is missing or short."""

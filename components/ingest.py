@@ -24,9 +24,10 @@ from array import array
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from components import beam_runner, split_io
 from components.delimited import BadRow, BadRowLog, ReadResult, iter_rows, read_delimited
 from components.errors import InputFormatError, LabelError
-from components.labels import label_key, sorted_label_names
+from components.labels import sorted_label_names
 from components.options import CSVParams, SplitOptions
 from components.profile import SplitStats, build_profile, labels_differing_only_by_case, profile_markdown
 from components.profile import write as write_profile
@@ -40,31 +41,42 @@ EXACT_SPLIT_MAX_ROWS = 1_000_000
 _TWO_TO_64 = float(2 ** 64)
 
 
+def label_codes(rows: int, label: str, fractions: Sequence[float], seed: int, keep_one_in_rest: bool) -> bytearray:
+    """Split code (0 = the rest, i = the i-th fraction) of each of one label's `rows` rows, in
+    input order: the rows shuffled with `Random(f"{seed}:{label}")` and cut by
+    `round(fraction * rows)`. With `keep_one_in_rest`, cuts that would take every row give them
+    back (last cut first) until one is left. A label's codes need only its row count, so the Beam
+    ingest computes them from counts alone."""
+    order = list(range(rows))
+    random.Random(f"{seed}:{label}").shuffle(order)
+    counts = [int(round(fraction * rows)) for fraction in fractions]
+    excess = sum(counts) - (rows - 1) if keep_one_in_rest else 0
+    for j in reversed(range(len(counts))):
+        if excess <= 0:
+            break
+        cut = min(excess, counts[j])
+        counts[j] -= cut
+        excess -= cut
+    codes = bytearray(rows)
+    position = 0
+    for code, count in enumerate(counts, start=1):
+        for index in order[position:position + count]:
+            codes[index] = code
+        position += count
+    return codes
+
+
 def _exact_codes(label_ids: Sequence[int], id_names: Sequence[str], fractions: Sequence[float], seed: int,
                  keep_one_in_rest: bool) -> bytearray:
-    """Split code per row (0 = the rest, i = the i-th fraction): each label's rows shuffled with
-    `Random(f"{seed}:{label}")` and cut by `round(fraction * rows)`. With `keep_one_in_rest`, a
-    label whose cuts would take all its rows gives them back (last cut first) until one is left."""
+    """Split code per row: each label's rows get `label_codes` in their input order."""
     by_label: Dict[int, List[int]] = defaultdict(list)
     for index, label_id in enumerate(label_ids):
         by_label[label_id].append(index)
     codes = bytearray(len(label_ids))
-    for label_id in sorted(by_label, key=lambda i: label_key(id_names[i])):
-        indices = by_label[label_id]
-        random.Random(f"{seed}:{id_names[label_id]}").shuffle(indices)
-        counts = [int(round(fraction * len(indices))) for fraction in fractions]
-        excess = sum(counts) - (len(indices) - 1) if keep_one_in_rest else 0
-        for j in reversed(range(len(counts))):
-            if excess <= 0:
-                break
-            cut = min(excess, counts[j])
-            counts[j] -= cut
-            excess -= cut
-        position = 0
-        for code, count in enumerate(counts, start=1):
-            for index in indices[position:position + count]:
-                codes[index] = code
-            position += count
+    for label_id, indices in by_label.items():
+        for index, code in zip(indices, label_codes(len(indices), id_names[label_id], fractions, seed,
+                                                    keep_one_in_rest)):
+            codes[index] = code
     return codes
 
 
@@ -102,7 +114,7 @@ class _Sink:
     """One split's destination: the shards of its folder(s) and its statistics."""
 
     def __init__(self, folders: Sequence[str]):
-        self.writers = [SplitWriter(folder) for folder in folders]
+        self.writers = [SplitWriter(folder, split_io.EXAMPLES_PER_SHARD) for folder in folders]
         self.stats = SplitStats()
         if len(self.writers) == 1:
             self._write = self.writers[0].write_line
@@ -320,17 +332,21 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}es" if word.endswith("s") else f"{count} {word}s"
 
 
-def _small_class_notes(stats: Dict[str, SplitStats], carved: Sequence[str], label_names: Sequence[str],
-                       id_names: Sequence[str]) -> List[str]:
-    """Classes a carved split has no row of, with their size: true advice, not a blame on the data."""
+def _label_counts(stats: SplitStats, id_names: Sequence[str]) -> Dict[str, int]:
+    counts = stats.label_counts(len(id_names))
+    return {label: int(counts[i]) for i, label in enumerate(id_names)}
+
+
+def small_class_notes(counts: Dict[str, Dict[str, int]], carved: Sequence[str], label_names: Sequence[str]
+                      ) -> List[str]:
+    """Classes a carved split has no row of, with their size: true advice, not a blame on the data.
+    `counts` maps each split to its rows per label."""
     notes = []
-    train = stats["train"].label_counts(len(id_names))
-    position = {name: i for i, name in enumerate(id_names)}
+    train = counts["train"]
     for name in carved:
-        counts = stats[name].label_counts(len(id_names))
-        missing = [label for label in label_names if counts[position[label]] == 0]
-        if missing and stats[name].rows:
-            listed = ", ".join(f"{label!r} ({_plural(int(train[position[label]]), 'row')})" for label in missing[:20])
+        missing = [label for label in label_names if not counts[name].get(label, 0)]
+        if missing and sum(counts[name].values()):
+            listed = ", ".join(f"{label!r} ({_plural(train.get(label, 0), 'row')})" for label in missing[:20])
             more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
             notes.append(f"the {name} split has no rows of {_plural(len(missing), 'class')}: {listed}{more}. "
                          "Every class keeps at least one row in training, so these are too small to reach "
@@ -348,13 +364,12 @@ def _rows_needed(fractions: Sequence[float], index: int, limit: int = 100_000) -
     return None
 
 
-def _empty_split_error(name: str, fractions: Dict[str, float], stats: SplitStats,
-                       id_names: Sequence[str]) -> LabelError:
+def empty_split_error(name: str, fractions: Dict[str, float], counts: Sequence[int]) -> LabelError:
+    """`counts`: the training split's rows of each label of the training source."""
     option, fraction = f"{name}_fraction", fractions[name]
     if fraction == 0:
         return LabelError(f"the {name} split is empty: {option} is 0; give a {name} file or a fraction above 0")
-    counts = stats.label_counts(len(id_names))
-    largest = int(counts.max()) if len(counts) else 0
+    largest = int(max(counts)) if len(counts) else 0
     needed = _rows_needed(list(fractions.values()), list(fractions).index(name))
     need = f"; with these fractions a class needs {_plural(needed, 'row')} to give it one" if needed else ""
     given = ", ".join(f"{split}_fraction {value}" for split, value in fractions.items())
@@ -364,28 +379,74 @@ def _empty_split_error(name: str, fractions: Dict[str, float], stats: SplitStats
         f"{_plural(largest, 'row')}{need}). Give a {name} file, add rows, or raise {option}")
 
 
+def carved_fractions(validation: str, test: str, split_options: SplitOptions) -> Dict[str, float]:
+    """The splits carved out of train, with their fractions: those given no file (no validation
+    file: validation; neither file: test too; a validation file alone also serves as test)."""
+    carve: Dict[str, float] = {}
+    if not validation:
+        carve["validation"] = split_options.validation_fraction
+    if not test and not validation:
+        carve["test"] = split_options.test_fraction
+    return carve
+
+
+def split_sources(train: str, validation: str, test: str, carve: Dict[str, float], seed: int) -> Dict[str, str]:
+    """Where each split came from, as the profile says it."""
+    sources = {"train": train}
+    for name, fraction in carve.items():
+        sources[name] = f"{fraction:.0%} of train (stratified, seed {seed})"
+    for name, uri in (("validation", validation), ("test", test)):
+        if uri:
+            sources[name] = uri
+    if validation and not test:
+        sources["test"] = "the validation split (no test file given)"
+    return sources
+
+
+def too_few_classes(train: str, label_names: Sequence[str]) -> Optional[LabelError]:
+    if len(label_names) >= 2:
+        return None
+    return LabelError(f"{train}: the training split has {len(label_names)} class(es) "
+                      f"({list(label_names)}); a classifier needs at least two")
+
+
+def unknown_labels_error(name: str, unknown: Dict[str, list], label_names: Sequence[str]) -> LabelError:
+    """`unknown` maps each label the training split lacks to [file, first line, rows]."""
+    first_label = sorted(unknown, key=lambda label: (unknown[label][0], unknown[label][1]))[0]
+    path, number, count = unknown[first_label]
+    others = sorted_label_names(set(unknown) - {first_label})
+    return LabelError(
+        f"{path}, line {number}: label {first_label!r} ({_plural(count, 'row')}) in the {name} split does "
+        f"not occur in the training split {list(label_names)}"
+        + (f"; nor do {others}" if others else "")
+        + "; a model cannot learn them. Fix the labels, or add training rows for them")
+
+
 def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVParams | None = None,
            split_options: SplitOptions | None = None, output_dirs: Dict[str, str] | None = None,
-           profile_dir: str = "") -> Dict:
+           profile_dir: str = "", beam_pipeline_args: Optional[Sequence[str]] = None) -> Dict:
     """Reads the sources, splits what is missing, writes split folders and the profile.
 
     Splits missing as files are made: no validation file ⇒ carved from train; no test file ⇒
     the validation file serves as test (Model Maker's guide evaluates on its validation set),
     or, with neither, carved from train too. Each source may be a file, a glob or a folder, local
     or gs://. The profile records which applied.
+
+    `beam_pipeline_args` that name a `--runner` run the step as a Beam job on that runner
+    (`components.beam_ingest`: the same folders and profile, byte for byte); otherwise it runs
+    here, streaming.
     """
     params = csv_params or CSVParams()
     split_options = split_options or SplitOptions()
     if not train:
         raise InputFormatError("a training source is required")
+    if beam_runner.names_runner(beam_pipeline_args):
+        from components.beam_ingest import ingest_beam
+        return ingest_beam(train, validation, test, params, split_options, dict(output_dirs or {}),
+                           profile_dir, list(beam_pipeline_args))
     run = _Ingest(params, dict(output_dirs or {}))
-    carve: Dict[str, float] = {}
-    if not validation:
-        carve["validation"] = split_options.validation_fraction
-    if not test and not validation:
-        carve["test"] = split_options.test_fraction
+    carve = carved_fractions(validation, test, split_options)
 
-    sources = {"train": train}
     if carve:
         carver = _Carver(run, carve, split_options.seed, EXACT_SPLIT_MAX_ROWS)
         try:
@@ -395,8 +456,6 @@ def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVPara
             raise
         split_method = {"method": carver.method, "rows": carver.rows, "seed": split_options.seed,
                         "exact_max_rows": EXACT_SPLIT_MAX_ROWS, "fractions": dict(carve)}
-        for name, fraction in carve.items():
-            sources[name] = f"{fraction:.0%} of train (stratified, seed {split_options.seed})"
     else:
         run.read_into("train", train, run.sink("train"))
         split_method = {"method": "files"}
@@ -404,12 +463,12 @@ def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVPara
     train_counts = train_stats.label_counts(len(run.id_names))
     train_labels = {run.id_names[i] for i, count in enumerate(train_counts) if count}
     label_names = sorted_label_names(train_labels)
-    if len(label_names) < 2:
-        raise LabelError(f"{train}: the training split has {len(label_names)} class(es) "
-                         f"({label_names}); a classifier needs at least two")
+    error = too_few_classes(train, label_names)
+    if error:
+        raise error
     for name in carve:
         if not run.sinks[name].stats.rows:
-            raise _empty_split_error(name, carve, train_stats, run.id_names)
+            raise empty_split_error(name, carve, train_counts)
 
     for name, uri in (("validation", validation), ("test", test)):
         if not uri:
@@ -417,22 +476,14 @@ def ingest(train: str, validation: str = "", test: str = "", csv_params: CSVPara
         sink = run.sink(name, "test") if name == "validation" and not test else run.sink(name)
         unknown = run.read_into(name, uri, sink, train_labels)
         if unknown:
-            first_label = sorted(unknown, key=lambda label: (unknown[label][0], unknown[label][1]))[0]
-            path, number, count = unknown[first_label]
-            others = sorted_label_names(set(unknown) - {first_label})
-            raise LabelError(
-                f"{path}, line {number}: label {first_label!r} ({_plural(count, 'row')}) in the {name} split does "
-                f"not occur in the training split {label_names}"
-                + (f"; nor do {others}" if others else "")
-                + "; a model cannot learn them. Fix the labels, or add training rows for them")
-        sources[name] = uri
-    if validation and not test:
-        sources["test"] = "the validation split (no test file given)"
+            raise unknown_labels_error(name, unknown, label_names)
 
     for sink in {id(s): s for s in run.sinks.values()}.values():
         sink.close(label_names)
     stats = {name: run.sinks[name].stats for name in SPLITS}
-    notes = _small_class_notes(stats, list(carve), label_names, run.id_names)
+    notes = small_class_notes({name: _label_counts(stats[name], run.id_names) for name in SPLITS}, list(carve),
+                              label_names)
+    sources = split_sources(train, validation, test, carve, split_options.seed)
     profile = build_profile(stats, label_names, run.id_names, sources, run.files, run.bad, split_method, notes)
     if profile_dir:
         write_profile(profile_dir, profile)

@@ -19,7 +19,7 @@ DEFAULT_IMAGE = os.environ.get("TEXTCLF_IMAGE", "textclf-pipelines:latest")
 
 
 def ingest_split(train: str, validation: str, test: str, csv_params: dict, split_options: dict,
-                 cache_salt: str,
+                 beam_pipeline_args: List[str], cache_salt: str,
                  train_data: Output[Dataset], validation_data: Output[Dataset], test_data: Output[Dataset],
                  profile: Output[Artifact], profile_report: Output[Markdown], profile_metrics: Output[Metrics]):
     """Reads and validates the labelled text, splits it and profiles it.
@@ -30,12 +30,14 @@ def ingest_split(train: str, validation: str, test: str, csv_params: dict, split
         test: Test file; empty: the validation split (or carved out of train with neither).
         csv_params: How to read the files (CSVParams fields: text_column, label_column, delimiter, ...).
         split_options: Fractions and seed of the splits carved out of train (SplitOptions fields).
+        beam_pipeline_args: Preprocessing's Beam arguments; when they name a --runner, ingest runs
+            on that runner too (the same outputs), else in this container.
         cache_salt: Changes with the library's code and local inputs, so stale cache hits cannot happen.
     """
     from components.steps import ingest_step, log_metrics
     result = ingest_step(train, validation, test, csv_params, split_options,
                          {"train": train_data.path, "validation": validation_data.path, "test": test_data.path},
-                         profile.path, profile_report.path)
+                         profile.path, profile_report.path, beam_pipeline_args)
     outputs = {"train": train_data, "validation": validation_data, "test": test_data}
     for name, values in result["split_metadata"].items():
         outputs[name].metadata.update(values)

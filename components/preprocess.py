@@ -12,18 +12,16 @@ Outputs are deterministic: the same input gives byte-identical vocabulary, shard
 any runner. Shards hold contiguous runs of the split in its original order (shard i covers
 ordinals [i*n/k, (i+1)*n/k)).
 
-Runners. `beam_pipeline_args` go to `PipelineOptions` unchanged.
-- Without `--runner` (or with `--runner=DirectRunner`) the pipeline runs on Beam's FnApiRunner, the
-  DirectRunner's batch engine, so `--direct_running_mode=in_memory|multi_threading|multi_processing`
-  and `--direct_num_workers=N` apply. (Beam's DirectRunner would first try to download and start
-  Prism, which ignores those flags and needs network access.)
-- Any other runner is used as given, e.g.
-  `--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp --setup_file=./setup.py`
-  (workers pip-install this package from the repository's setup.py), or `--sdk_container_image=IMAGE`
-  with the package preinstalled (also the way for Flink/Spark portable runners). Workers need only
-  this package and its requirements; vocabularies travel inside the pipeline, not as local files.
-  Split and output folders must then be visible to the workers (gs://...); Vertex AI's `/gcs/BUCKET/`
-  fuse paths are rewritten to `gs://BUCKET/` for non-local runners.
+Runners (`components.beam_runner`). `beam_pipeline_args` go to `PipelineOptions` unchanged; without
+`--runner` the pipeline runs on Beam's FnApiRunner, where `--direct_*` flags apply. Any other runner
+is used as given, e.g.
+`--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp --setup_file=./setup.py`
+(workers pip-install this package from the repository's setup.py), `--sdk_container_image=IMAGE`
+with the package preinstalled (also the way for Flink/Spark portable runners), or
+`--runner=DaskRunner --dask_client_address=HOST:PORT`. Workers need only this package and its
+requirements; vocabularies travel inside the pipeline, not as local files. Split and output folders
+must then be visible to the workers (gs://..., or a file system every Dask worker shares); Vertex
+AI's `/gcs/BUCKET/` fuse paths are rewritten to `gs://BUCKET/` for non-local runners.
 """
 
 from __future__ import annotations
@@ -34,10 +32,10 @@ import os
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from components import architectures, labels, split_io, storage, tokenized
+from components import architectures, beam_runner, labels, split_io, storage, tokenized
 from components import tokenizers as tok
 from components import vocabulary as vocab_io
-from components.errors import ConfigError, DataSourceError, InputFormatError, LabelError, TextClfError
+from components.errors import ConfigError, DataSourceError, InputFormatError, LabelError, RunnerError
 
 _LOG = logging.getLogger(__name__)
 
@@ -104,70 +102,57 @@ def _longest(batch, recipe: tok.TokenizerRecipe, tokens) -> int:
     return int(counts.max()) if len(counts) else 0
 
 
-def _write_counted_vocab(tokens: List[str], folder: str, do_lower_case: bool) -> int:
-    vocab_io.write_folder(folder, vocab_io.Vocabulary(vocab_io.TOKEN_IDS, tuple(tokens), do_lower_case))
-    return len(tokens)
+def _write_counted_vocab(plan, folder: str, do_lower_case: bool):
+    """The counted vocabulary, from the plan (not before: the plan is where it is decided)."""
+    vocab_io.write_folder(folder, vocab_io.Vocabulary(vocab_io.TOKEN_IDS, tuple(plan["tokens"]), do_lower_case))
+    return "vocab", folder, len(plan["tokens"])
 
 
 def _make_dofns():
     """DoFn classes, defined on first use so importing this module does not import Beam."""
     beam = _beam()
-    from apache_beam.transforms.window import GlobalWindow
-    from apache_beam.utils.windowed_value import WindowedValue
 
     class CountTokens(beam.DoFn):
-        """Token frequencies pre-aggregated per bundle: far fewer elements reach the shuffle."""
+        """Token frequencies pre-aggregated per batch, so far fewer elements reach the shuffle.
+        (Not per bundle: what `finish_bundle` emits is lost on Beam's DaskRunner.)"""
 
         def __init__(self, recipe: tok.TokenizerRecipe):
             self._recipe = recipe
-            self._counts: Counter = Counter()
-
-        def start_bundle(self):
-            self._counts = Counter()
 
         def process(self, batch):
-            self._recipe.count(batch[2], self._counts)
-            return ()
-
-        def finish_bundle(self):
-            window = GlobalWindow()
-            for item in self._counts.items():
-                yield WindowedValue(item, window.max_timestamp(), (window,))
-            self._counts = Counter()
+            counts: Counter = Counter()
+            self._recipe.count(batch[2], counts)
+            yield from counts.items()
 
     class Encode(beam.DoFn):
         """Batch -> (file_idx, first ordinal, serialized examples, profile counters).
 
-        The tokenizer is rebuilt on the worker from the recipe, the tokens (fixed, or the counted
-        vocabulary's side input) and the sequence length (fixed, or the fitted side input).
+        The tokenizer is rebuilt on the worker from the recipe and the plan's tokens (fixed, or
+        the counted vocabulary) and sequence length (fixed, or fitted).
         """
 
-        def __init__(self, recipe: tok.TokenizerRecipe, tokens: Optional[Sequence[str]], seq_len: int):
-            self._recipe, self._tokens, self._seq_len = recipe, tokens, seq_len
+        def __init__(self, recipe: tok.TokenizerRecipe):
+            self._recipe = recipe
             self._tokenizer, self._key = None, None
 
-        def _tokenizer_for(self, tokens, seq_len):
-            key = (id(tokens), seq_len)
-            if self._tokenizer is None or key != self._key:
-                self._tokenizer = self._recipe.build(tokens, seq_len)
-                self._key = key
-            return self._tokenizer
-
-        def process(self, batch, vocab=None, seq_len=None):
+        def process(self, batch, plan):
             file_idx, start, texts, label_ids, unknown, scores = batch
-            tokenizer = self._tokenizer_for(self._tokens if vocab is None else vocab,
-                                            self._seq_len if seq_len is None else seq_len)
-            records, stats = tokenized.encode_batch(tokenizer, texts, label_ids, unknown, scores)
+            key = (id(plan), plan["seq_len"])
+            if self._tokenizer is None or key != self._key:
+                self._tokenizer = self._recipe.build(plan["tokens"], plan["seq_len"])
+                self._key = key
+            records, stats = tokenized.encode_batch(self._tokenizer, texts, label_ids, unknown, scores)
             yield file_idx, start, records, stats
 
     class AssignShards(beam.DoFn):
         """Cuts encoded batches at shard boundaries so shards are contiguous runs of the split."""
 
-        def __init__(self, num_shards: int):
-            self._num_shards = num_shards
+        def __init__(self, split: str, num_shards: int):
+            self._split, self._num_shards = split, num_shards
 
-        def process(self, encoded, counts):
+        def process(self, encoded, plan):
             file_idx, start, records, _ = encoded
+            counts = plan["rows"][self._split]
             total = sum(counts.values())
             shards = tokenized.shard_count(total, self._num_shards)
             first = start + sum(c for f, c in counts.items() if f < file_idx)
@@ -193,7 +178,7 @@ def _make_dofns():
                 for _, records in sorted(chunks, key=lambda chunk: chunk[0]):
                     f.write(b"".join(map(tfrecord_frame, records)))
                     count += len(records)
-            yield shard, count
+            yield "shard", shard, count
 
     return CountTokens, Encode, AssignShards, WriteShard
 
@@ -220,39 +205,46 @@ def _stats_combine_fn():
     return CombineStats()
 
 
-def _write_meta(stats, folder, base, num_shards, seq_len, vocab_size):
-    return tokenized.write_split_meta(stats, folder, dict(base, seq_len=seq_len, vocab_size=vocab_size),
-                                      num_shards)
+def _make_plan(grouped, plan_base: Dict[str, Any], vocabulary_plan, splits: Sequence[str]):
+    """What every split's encoding needs, from the parts counted over the data: the counted
+    vocabulary (from the top tokens), the fitted sequence length (from the longest text) and the
+    rows of each split file (for the shard boundaries)."""
+    _, parts = grouped
+    plan = dict(plan_base, rows={name: {} for name in splits})
+    top, longest = [], 0
+    for part in parts:
+        if part[0] == "top":
+            top = part[1]
+        elif part[0] == "longest":
+            longest = max(longest, part[1])
+        elif part[0] == "rows":
+            plan["rows"][part[1]][part[2]] = part[3]
+    if plan["count_vocabulary"]:
+        plan["tokens"] = vocabulary_plan.select(dict(top))
+        plan["vocab_size"] = len(plan["tokens"])
+    if not plan["seq_len"]:
+        plan["seq_len"] = tok.fitted_seq_len(longest, vocabulary_plan.recipe.num_special, plan["max_seq_len"])
+    return plan
+
+
+def _write_meta(grouped, folder, base, num_shards, plan):
+    """meta.json, once the split's shards are written and hold every example the statistics count:
+    a runner that lost some of them fails here instead of leaving a short split behind."""
+    _, values = grouped
+    stats = next(value[1] for value in values if value[0] == "stats")
+    written = {value[1]: value[2] for value in values if value[0] == "shard"}
+    total = stats["num_examples"]
+    shards = tokenized.shard_count(total, num_shards) if total else 0
+    if sorted(written) != list(range(shards)) or sum(written.values()) != total:
+        raise RunnerError(f"{folder}: the runner wrote shards {sorted(written)} with {sum(written.values())} "
+                          f"examples; expected shards 0-{shards - 1} with {total}")
+    tokenized.write_split_meta(stats, folder, dict(base, seq_len=plan["seq_len"], vocab_size=plan["vocab_size"]),
+                               num_shards)
+    return "meta", folder, total
 
 
 # ----------------------------------------------------------------------------------------------
 # Launcher side.
-
-def _is_direct_runner(runner) -> bool:
-    if runner is None:
-        return True
-    name = runner if isinstance(runner, str) else type(runner).__name__
-    return name.rsplit(".", 1)[-1].lower() in ("direct", "directrunner", "switchingdirectrunner")
-
-
-def _local_runner(options):
-    """FnApiRunner set up as the DirectRunner would, so --direct_* flags take effect."""
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    try:
-        from apache_beam.portability.api import beam_provision_api_pb2
-        from apache_beam.runners.portability.portable_runner import JobServiceHandle
-        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-        return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
-            beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
-    except (ImportError, AttributeError, TypeError):  # internal API moved: plain FnApiRunner
-        return fn_runner.FnApiRunner()
-
-
-def _worker_path(path: str, remote: bool) -> str:
-    if remote and path.startswith("/gcs/"):
-        return "gs://" + path[len("/gcs/"):]
-    return path
-
 
 def _list_split(folder: str) -> List[Tuple[str, int]]:
     file_systems, _ = _filesystems()
@@ -278,74 +270,124 @@ def _clear_outputs(folder: str, names: Iterable[str]) -> None:
         file_systems.delete(stale)
 
 
-def _run_pipeline(pipeline, beam, splits, files, output_dirs, vocab_dir, plan, label_names,
-                  num_shards, base, worker):
-    """Builds and runs the graph: read -> (count, top-k vocabulary) -> (longest text) -> encode
-    -> shards + meta."""
-    CountTokens, Encode, AssignShards, WriteShard = _make_dofns()
-    with pipeline as p:
-        batches = {}
-        for name in sorted(splits):
-            batches[name] = (
-                p
-                | f"{name}/ListFiles" >> beam.Create(
-                    [(i, worker(path)) for i, (path, _) in enumerate(files[name])])
-                | f"{name}/Distribute" >> beam.Reshuffle()
-                | f"{name}/Read" >> beam.FlatMap(_read_split_batches, label_names, tokenized.BATCH_SIZE))
+def _read_batches(pipeline, beam, names, files, label_names, worker):
+    batches = {}
+    for name in names:
+        batches[name] = (
+            pipeline
+            | f"{name}/ListFiles" >> beam.Create(
+                [(i, worker(path)) for i, (path, _) in enumerate(files[name])])
+            | f"{name}/Distribute" >> beam.Reshuffle()
+            | f"{name}/Read" >> beam.FlatMap(_read_split_batches, label_names, tokenized.BATCH_SIZE))
+    return batches
 
+
+def _plan_pcoll(pipeline, beam, batches, names, plan):
+    """The plan as a one-element PCollection: token counts, longest text and rows per file,
+    counted over the data and gathered under one key (`_make_plan`)."""
+    CountTokens = _make_dofns()[0]
+    parts = [pipeline | "plan/Seed" >> beam.Create([("seed",)])]
+    if plan.counts_vocabulary:
+        parts.append(
+            batches["train"]
+            | "vocab/Count" >> beam.ParDo(CountTokens(plan.recipe))
+            | "vocab/Sum" >> beam.CombinePerKey(sum)
+            # a CombineFn, not Top.Of: that one emits from finish_bundle (lost on Beam's DaskRunner)
+            | "vocab/Top" >> beam.CombineGlobally(
+                beam.combiners.TopCombineFn(plan.max_size, key=tok.rank_key, reverse=True)).without_defaults()
+            | "vocab/Tag" >> beam.Map(lambda top: ("top", top)))
+    if not plan.seq_len:
+        parts.append(
+            [batches[name] for name in names]
+            | "seq_len/Flatten" >> beam.Flatten()
+            | "seq_len/Longest" >> beam.Map(_longest, plan.recipe, plan.tokens)
+            | "seq_len/Max" >> beam.CombineGlobally(max).without_defaults()
+            | "seq_len/Tag" >> beam.Map(lambda longest: ("longest", longest)))
+    for name in names:
+        parts.append(batches[name]
+                     | f"{name}/RowsPerFile" >> beam.Map(_batch_size_of)
+                     | f"{name}/SumRows" >> beam.CombinePerKey(sum)
+                     | f"{name}/TagRows" >> beam.Map(lambda rows, split: ("rows", split, rows[0], rows[1]), name))
+    plan_base = {"count_vocabulary": plan.counts_vocabulary, "max_size": plan.max_size,
+                 "min_count": plan.min_count, "max_seq_len": plan.max_seq_len, "seq_len": plan.seq_len,
+                 "tokens": None if plan.counts_vocabulary else list(plan.tokens),
+                 "vocab_size": None if plan.counts_vocabulary else len(plan.tokens)}
+    return (parts
+            | "plan/Flatten" >> beam.Flatten()
+            | "plan/Key" >> beam.Map(lambda part: (0, part))
+            | "plan/Group" >> beam.GroupByKey()
+            | "plan/Make" >> beam.Map(_make_plan, plan_base, plan, names))
+
+
+def _encode_and_write(pipeline, beam, batches, names, plan_side, plan, output_dirs, num_shards, base, worker):
+    """Encoding, shards and meta.json of every split; returns the writes' PCollections. `plan_side`
+    is the plan: a side input, or its value when an earlier pipeline computed it."""
+    _, Encode, AssignShards, WriteShard = _make_dofns()
+    writes = []
+    for name in names:
+        out = worker(output_dirs[name])
+        encoded = batches[name] | f"{name}/Encode" >> beam.ParDo(Encode(plan.recipe), plan_side)
+        written = (encoded
+                   | f"{name}/AssignShards" >> beam.ParDo(AssignShards(name, num_shards), plan_side)
+                   | f"{name}/GroupShards" >> beam.GroupByKey()
+                   | f"{name}/WriteShards" >> beam.ParDo(WriteShard(out)))
+        # the statistics' combine is seeded with empty ones instead of taking CombineGlobally's
+        # default, which is one more side input
+        stats = ((encoded | f"{name}/Stats" >> beam.Map(lambda e: e[3]),
+                  pipeline | f"{name}/NoStats" >> beam.Create([tokenized.empty_stats()]))
+                 | f"{name}/AllStats" >> beam.Flatten()
+                 | f"{name}/CombineStats" >> beam.CombineGlobally(_stats_combine_fn()).without_defaults()
+                 | f"{name}/TagStats" >> beam.Map(lambda stats: ("stats", stats)))
+        writes.append((written, stats)
+                      | f"{name}/Gather" >> beam.Flatten()
+                      | f"{name}/KeyMeta" >> beam.Map(lambda value: (0, value))
+                      | f"{name}/GroupMeta" >> beam.GroupByKey()
+                      | f"{name}/WriteMeta" >> beam.Map(_write_meta, out, dict(base, split=name), num_shards,
+                                                        plan_side))
+    return writes
+
+
+def _run_pipeline(args, beam, splits, files, output_dirs, vocab_dir, plan, label_names, num_shards, base):
+    """read -> (token counts, longest text, rows per file) -> plan -> encode -> shards -> meta.
+
+    One pipeline, with the plan as its only side input; on runners that evaluate a side input
+    again in every task that reads it (Beam's DaskRunner) two: the first computes the plan, the
+    second gets it as a value. The outputs are the same."""
+    names = sorted(splits)
+    pipeline, local = beam_runner.new_pipeline(args)
+
+    def worker(path: str) -> str:
+        return beam_runner.worker_path(path, not local)
+
+    if beam_runner.side_inputs_supported(args):
+        batches = _read_batches(pipeline, beam, names, files, label_names, worker)
+        plan_pcoll = _plan_pcoll(pipeline, beam, batches, names, plan)
+        writes = _encode_and_write(pipeline, beam, batches, names, beam.pvalue.AsSingleton(plan_pcoll), plan,
+                                   output_dirs, num_shards, base, worker)
         if plan.counts_vocabulary:
-            vocab = (
-                batches["train"]
-                | "vocab/Count" >> beam.ParDo(CountTokens(plan.recipe))
-                | "vocab/Sum" >> beam.CombinePerKey(sum)
-                | "vocab/Top" >> beam.combiners.Top.Of(plan.max_size, key=tok.rank_key, reverse=True)
-                | "vocab/Build" >> beam.Map(lambda top: plan.select(dict(top))))
-            vocab_size = (vocab | "vocab/Write" >> beam.Map(_write_counted_vocab, worker(vocab_dir),
-                                                              plan.recipe.do_lower_case))
-            vocab_side = beam.pvalue.AsSingleton(vocab)
-            size_side = beam.pvalue.AsSingleton(vocab_size)
-        else:
-            vocab_side, size_side = None, len(plan.tokens)
-
-        if plan.seq_len:
-            seq_len_side = plan.seq_len
-        else:
-            longest = (
-                [batches[name] for name in sorted(splits)]
-                | "seq_len/Flatten" >> beam.Flatten()
-                | "seq_len/Longest" >> beam.Map(_longest, plan.recipe, plan.tokens)
-                | "seq_len/Max" >> beam.CombineGlobally(lambda values: max(values, default=0))
-                | "seq_len/Fit" >> beam.Map(tok.fitted_seq_len, plan.recipe.num_special, plan.max_seq_len))
-            seq_len_side = beam.pvalue.AsSingleton(longest)
-
-        for name in sorted(splits):
-            out = worker(output_dirs[name])
-            counts = (batches[name]
-                      | f"{name}/RowsPerFile" >> beam.Map(_batch_size_of)
-                      | f"{name}/SumRows" >> beam.CombinePerKey(sum))
-            encoded = batches[name] | f"{name}/Encode" >> beam.ParDo(
-                Encode(plan.recipe, plan.tokens, plan.seq_len), vocab=vocab_side, seq_len=seq_len_side)
-            _ = (encoded
-                 | f"{name}/AssignShards" >> beam.ParDo(AssignShards(num_shards), beam.pvalue.AsDict(counts))
-                 | f"{name}/GroupShards" >> beam.GroupByKey()
-                 | f"{name}/WriteShards" >> beam.ParDo(WriteShard(out)))
-            _ = (encoded
-                 | f"{name}/Stats" >> beam.Map(lambda e: e[3])
-                 | f"{name}/CombineStats" >> beam.CombineGlobally(_stats_combine_fn())
-                 | f"{name}/WriteMeta" >> beam.Map(_write_meta, out, dict(base, split=name), num_shards,
-                                                   seq_len_side, size_side))
-
-
-def _reraise_worker_error(error: Exception) -> None:
-    """Runners with worker processes report our errors as text; raise them as the typed error."""
-    import re
-
-    from components import errors
-    match = re.search(r"components\.errors\.(\w+): ([^\n]*)", str(error))
-    if match:
-        error_type = getattr(errors, match.group(1), None)
-        if isinstance(error_type, type) and issubclass(error_type, TextClfError):
-            raise error_type(match.group(2)) from error
+            writes.append(plan_pcoll | "vocab/Write" >> beam.Map(_write_counted_vocab, worker(vocab_dir),
+                                                                 plan.recipe.do_lower_case))
+        beam_runner.finish(writes)
+        beam_runner.run(pipeline)
+        return
+    work = beam_runner.work_folder(args, vocab_dir, local)
+    try:
+        plan_path = storage.join(worker(work), "plan.pkl")
+        batches = _read_batches(pipeline, beam, names, files, label_names, worker)
+        saved = (_plan_pcoll(pipeline, beam, batches, names, plan)
+                 | "plan/Save" >> beam.Map(beam_runner.write_pickle, plan_path))
+        beam_runner.finish([saved])
+        beam_runner.run(pipeline)
+        plan_value = beam_runner.read_pickle(plan_path)
+    finally:
+        beam_runner.remove_folder(worker(work))
+    if plan.counts_vocabulary:
+        _write_counted_vocab(plan_value, vocab_dir, plan.recipe.do_lower_case)
+    pipeline, _ = beam_runner.new_pipeline(args)
+    batches = _read_batches(pipeline, beam, names, files, label_names, worker)
+    beam_runner.finish(_encode_and_write(pipeline, beam, batches, names, plan_value, plan, output_dirs,
+                                         num_shards, base, worker))
+    beam_runner.run(pipeline)
 
 
 def preprocess(architecture: str, splits: Mapping[str, str], output_dirs: Mapping[str, str],
@@ -382,12 +424,6 @@ def preprocess(architecture: str, splits: Mapping[str, str], output_dirs: Mappin
         tok._check_seq_len(plan.seq_len)
 
     beam = _beam()
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-    pipeline_options = PipelineOptions(list(beam_pipeline_args or []))
-    local = _is_direct_runner(pipeline_options.view_as(StandardOptions).runner)
-
-    def worker(path: str) -> str:
-        return _worker_path(path, not local)
 
     _clear_outputs(vocab_dir, (vocab_io.VOCAB_FILE, vocab_io.TOKENIZER_FILE))
     for name in splits:
@@ -397,17 +433,15 @@ def preprocess(architecture: str, splits: Mapping[str, str], output_dirs: Mappin
                                                              plan.recipe.do_lower_case), raw=plan.raw)
 
     base = tokenized.base_meta(spec.name, plan.recipe, label_names, options, not plan.seq_len)
-    pipeline = beam.Pipeline(runner=_local_runner(pipeline_options) if local else None,
-                             options=pipeline_options)
-    try:
-        _run_pipeline(pipeline, beam, splits, files, output_dirs, vocab_dir, plan, label_names,
-                      num_shards, base, worker)
-    except TextClfError:
-        raise
-    except Exception as e:
-        _reraise_worker_error(e)
-        raise
+    _run_pipeline(list(beam_pipeline_args or []), beam, splits, files, output_dirs, vocab_dir, plan, label_names,
+                  num_shards, base)
 
+    missing = [storage.join(output_dirs[name], tokenized.META_FILE) for name in sorted(splits)
+               if not storage.exists(storage.join(output_dirs[name], tokenized.META_FILE))]
+    if plan.counts_vocabulary and not storage.exists(storage.join(vocab_dir, vocab_io.VOCAB_FILE)):
+        missing.append(storage.join(vocab_dir, vocab_io.VOCAB_FILE))
+    if missing:
+        raise RunnerError(f"the Beam runner finished without writing {', '.join(missing)}")
     metas = {name: tokenized.read_meta(output_dirs[name]) for name in splits}
     if metas["train"]["num_examples"] == 0:
         raise InputFormatError("the training split has no examples", path=splits["train"])

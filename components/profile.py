@@ -12,7 +12,7 @@ import json
 import os
 from array import array
 from collections import Counter, defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -89,31 +89,33 @@ def labels_differing_only_by_case(label_names: Sequence[str]) -> List[List[str]]
     return [names for names in groups.values() if len(names) > 1]
 
 
+def split_figures(rows: int, label_counts: Mapping[str, int], label_names: Sequence[str], chars: Counter,
+                  words: Counter, duplicates: int, conflicting: int) -> Dict:
+    """One split's entry of the profile, from its counts and length histograms."""
+    return {
+        "rows": rows,
+        "labels": {label: int(label_counts.get(label, 0)) for label in label_names},
+        "text_chars": percentiles(chars),
+        "text_words": percentiles(words),
+        "duplicate_rows": duplicates,
+        "duplicate_texts_with_conflicting_labels": conflicting,
+    }
+
+
 def build_profile(stats: Dict[str, SplitStats], label_names: Sequence[str], id_names: Sequence[str],
                   sources: Dict[str, str], files: Dict[str, List[str]], bad: BadRowLog,
                   split_method: Dict, notes: Optional[List[str]] = None) -> Dict:
     """`stats` maps each split to its statistics; one object under two names is one set of rows."""
-    position = {name: i for i, name in enumerate(id_names)}
-    profile: Dict = {"label_names": list(label_names), "sources": dict(sources),
-                     "files": {name: paths[:100] for name, paths in files.items()},
-                     "file_counts": {name: len(paths) for name, paths in files.items()},
-                     "split_method": split_method, "length_statistics": LENGTH_STATISTICS,
-                     "duplicate_statistics": DUPLICATE_STATISTICS, "splits": {}}
     summaries = {}
     for split in stats.values():
         if id(split) not in summaries:
             summaries[id(split)] = split.hash_summary()
+    figures = {}
     for name, split in stats.items():
         counts = split.label_counts(len(id_names))
         _, duplicates, conflicting = summaries[id(split)]
-        profile["splits"][name] = {
-            "rows": split.rows,
-            "labels": {label: int(counts[position[label]]) for label in label_names},
-            "text_chars": percentiles(split.chars),
-            "text_words": percentiles(split.words),
-            "duplicate_rows": duplicates,
-            "duplicate_texts_with_conflicting_labels": conflicting,
-        }
+        figures[name] = split_figures(split.rows, {label: counts[i] for i, label in enumerate(id_names)},
+                                      label_names, split.chars, split.words, duplicates, conflicting)
     overlap = {}
     names = sorted(stats)
     for i, a in enumerate(names):
@@ -124,7 +126,20 @@ def build_profile(stats: Dict[str, SplitStats], label_names: Sequence[str], id_n
                                         assume_unique=True))
             if shared:
                 overlap[f"{a}/{b}"] = shared
-    profile["texts_shared_between_splits"] = overlap
+    return assemble_profile(figures, overlap, label_names, sources, files, bad, split_method, notes)
+
+
+def assemble_profile(figures: Dict[str, Dict], overlap: Dict[str, int], label_names: Sequence[str],
+                     sources: Dict[str, str], files: Dict[str, List[str]], bad: BadRowLog,
+                     split_method: Dict, notes: Optional[List[str]] = None) -> Dict:
+    """The profile from each split's figures (`split_figures`) and the texts shared between splits;
+    the in-process ingest and the Beam ingest both end here."""
+    profile: Dict = {"label_names": list(label_names), "sources": dict(sources),
+                     "files": {name: paths[:100] for name, paths in files.items()},
+                     "file_counts": {name: len(paths) for name, paths in files.items()},
+                     "split_method": split_method, "length_statistics": LENGTH_STATISTICS,
+                     "duplicate_statistics": DUPLICATE_STATISTICS, "splits": dict(figures)}
+    profile["texts_shared_between_splits"] = dict(overlap)
     profile["labels_differing_only_by_case"] = labels_differing_only_by_case(label_names)
     profile["dropped_rows"] = {
         "total": bad.total,

@@ -13,15 +13,17 @@ SPLITS = ("train", "validation", "test")
 
 
 def ingest_step(train: str, validation: str, test: str, csv_params: Mapping, split_options: Mapping,
-                split_dirs: Mapping[str, str], profile_dir: str, profile_markdown: str = "") -> Dict:
-    """Reads, validates, splits and profiles; returns the profile plus the metrics kfp shows."""
+                split_dirs: Mapping[str, str], profile_dir: str, profile_markdown: str = "",
+                beam_pipeline_args: Sequence[str] = ()) -> Dict:
+    """Reads, validates, splits and profiles; returns the profile plus the metrics kfp shows.
+    `beam_pipeline_args` naming a `--runner` make it a Beam job (`components.beam_ingest`)."""
     from components.ingest import ingest
     from components.ingest import profile_markdown as render
     from components.options import CSVParams, SplitOptions
 
     profile = ingest(train, validation, test, CSVParams.from_dict(dict(csv_params)),
                      SplitOptions.from_dict(dict(split_options)), output_dirs=dict(split_dirs),
-                     profile_dir=profile_dir)
+                     profile_dir=profile_dir, beam_pipeline_args=list(beam_pipeline_args or []))
     if profile_markdown:
         with open(profile_markdown, "w", encoding="utf-8") as f:
             f.write(render(profile))

@@ -23,7 +23,7 @@ from components import labels as labels_io
 from components import split_io, storage
 from components import tokenizers as tok
 from components.augment import AugmentOptions, augmentations
-from components.errors import ConfigError, DataSourceError, TextClfError
+from components.errors import ConfigError, DataSourceError
 
 _LOG = logging.getLogger(__name__)
 SUMMARY_FILE = "transfer.json"
@@ -166,8 +166,8 @@ def build_transfer_set(teacher_dir: str, split_dir: str, output_dir: str, option
     """Scores the training split, its augmentations and `options.unlabelled_texts` with the
     teacher into the split folder `output_dir`; returns (and writes) its summary."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+    from components import beam_runner
     from components import preprocess as pp
     from components.teacher import TeacherScorer
 
@@ -187,36 +187,31 @@ def build_transfer_set(teacher_dir: str, split_dir: str, output_dir: str, option
     words = replacement_words(train_texts, options.do_lower_case)
     del scorer
 
-    pipeline_options = PipelineOptions(list(beam_pipeline_args or []))
-    local = pp._is_direct_runner(pipeline_options.view_as(StandardOptions).runner)
+    pipeline, local = beam_runner.new_pipeline(list(beam_pipeline_args or []))
 
     def worker(path: str) -> str:
-        return pp._worker_path(path, not local)
+        return beam_runner.worker_path(path, not local)
 
     pp._clear_outputs(output_dir, (split_io.SHARD_PATTERN, SUMMARY_FILE, labels_io.LABELS_FILE))
     Expand, ScoreAndWrite = _make_dofns()
     started = time.time()
-    pipeline = beam.Pipeline(runner=pp._local_runner(pipeline_options) if local else None, options=pipeline_options)
-    try:
-        with pipeline as p:
-            expanded = (p
-                        | "ListFiles" >> beam.Create([(i, worker(path)) for i, (path, _) in enumerate(files)])
-                        | "Distribute" >> beam.Reshuffle()
-                        | "Read" >> beam.FlatMap(pp._read_split_batches, label_names, pp.tokenized.BATCH_SIZE)
-                        | "Augment" >> beam.ParDo(Expand(label_names, augment_options(options)), words))
-            extra = p | "Unlabelled" >> beam.Create(list(_unlabelled_batches(unlabelled)))
-            counts = ((expanded, extra) | "All" >> beam.Flatten()
-                      | "Redistribute" >> beam.Reshuffle()
-                      | "Score" >> beam.ParDo(ScoreAndWrite(worker(teacher_dir), worker(output_dir),
-                                                            pp.tokenized.BATCH_SIZE)))
-            _ = (counts | "Count" >> beam.CombineGlobally(_sum_counts)
-                 | "Summary" >> beam.Map(_write_summary, worker(output_dir), teacher_dir, options, started,
-                                         planned))
-    except TextClfError:
-        raise
-    except Exception as error:
-        pp._reraise_worker_error(error)
-        raise
+    expanded = (pipeline
+                | "ListFiles" >> beam.Create([(i, worker(path)) for i, (path, _) in enumerate(files)])
+                | "Distribute" >> beam.Reshuffle()
+                | "Read" >> beam.FlatMap(pp._read_split_batches, label_names, pp.tokenized.BATCH_SIZE)
+                | "Augment" >> beam.ParDo(Expand(label_names, augment_options(options)), words))
+    extra = pipeline | "Unlabelled" >> beam.Create(list(_unlabelled_batches(unlabelled)))
+    counts = ((expanded, extra) | "All" >> beam.Flatten()
+              | "Redistribute" >> beam.Reshuffle()
+              | "Score" >> beam.ParDo(ScoreAndWrite(worker(teacher_dir), worker(output_dir),
+                                                    pp.tokenized.BATCH_SIZE)))
+    # Seeded with an empty count rather than CombineGlobally's default, which is a side input
+    # (see components.beam_runner); the summary is the pipeline's last transform.
+    _ = ((counts, pipeline | "NoCounts" >> beam.Create([{}]))
+         | "AllCounts" >> beam.Flatten()
+         | "Count" >> beam.CombineGlobally(_sum_counts).without_defaults()
+         | "Summary" >> beam.Map(_write_summary, worker(output_dir), teacher_dir, options, started, planned))
+    beam_runner.run(pipeline)
     labels_io.write(output_dir, label_names)
     return read_summary(output_dir)
 

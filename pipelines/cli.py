@@ -24,7 +24,7 @@ def _ingest(args) -> int:
     profile = ingest(sources["train"], sources["validation"], sources["test"],
                      CSVParams.from_dict(values["csv_params"]), SplitOptions.from_dict(values["split_options"]),
                      output_dirs={n: os.path.join(out, n) for n in ("train", "validation", "test")},
-                     profile_dir=os.path.join(out, "profile"))
+                     profile_dir=os.path.join(out, "profile"), beam_pipeline_args=args.beam_args or [])
     with open(os.path.join(out, "profile", "profile.md"), encoding="utf-8") as f:
         print(f.read())
     print(json.dumps({name: split["rows"] for name, split in profile["splits"].items()}))
@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="read, validate, split and profile labelled text")
     add_data_flags(ingest)
     ingest.add_argument("--output", required=True, help="folder for train/validation/test splits and profile")
+    ingest.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
+                        help="with a --runner among them, ingest runs as a Beam job on that runner, e.g. "
+                             "--beam-arg=--runner=DaskRunner --beam-arg=--dask_client_address=HOST:8786 "
+                             "(repeatable)")
     ingest.set_defaults(handler=_ingest)
 
     run = commands.add_parser("run", help="run the whole pipeline on the local kfp runner")

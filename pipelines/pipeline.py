@@ -149,7 +149,7 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
         salt = p["cache_salt"]
         ingest = task("ingest", display="ingest-and-split", train=p["train"], validation=p["validation"],
                       test=p["test"], csv_params=p["csv_params"], split_options=p["split_options"],
-                      cache_salt=salt)
+                      beam_pipeline_args=p["beam_pipeline_args"], cache_salt=salt)
         collected = None
         trained_models = {}
         for arch in archs:
