@@ -117,10 +117,24 @@ def classification_scalars(result: Mapping[str, Any]) -> Dict[str, float]:
     return scalars
 
 
+def write_metrics_file(artifact) -> None:
+    """The logged figures as a file at the artifact's path too. kfp keeps Metrics in metadata only,
+    and kfp's local runner treats a cached output without a file as missing: without this, no step
+    logging metrics (nor anything downstream of it) would ever be answered from the local cache."""
+    import json
+    path = getattr(artifact, "path", "")
+    if not path:
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(dict(artifact.metadata), f, indent=2, sort_keys=True, default=str)
+
+
 def log_metrics(metrics, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics.log_metric(key, value)
+    write_metrics_file(metrics)
 
 
 def log_classification(result: Dict, metrics, classification_metrics) -> None:
@@ -130,6 +144,7 @@ def log_classification(result: Dict, metrics, classification_metrics) -> None:
     roc = result.get("roc_curve")
     if roc:
         classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    write_metrics_file(classification_metrics)
 
 
 def artifact_metadata(result: Mapping[str, Any]) -> Dict[str, Any]:
