@@ -78,7 +78,8 @@ def steps(data: str, export_dir: str, epochs: int = 2, benchmark_runs: int = 20)
                            checkpoint_root="", **salt),
              {"train_tokens": ("preprocess", "train_tokens"),
               "validation_tokens": ("preprocess", "validation_tokens"), "vocab": ("preprocess", "vocab")}),
-        Step("evaluate", dict(salt), {"model": ("train", "model"), "test_tokens": ("preprocess", "test_tokens")}),
+        Step("evaluate", dict(salt), {"model": ("train", "model"), "test_tokens": ("preprocess", "test_tokens"),
+                                      "validation_tokens": ("preprocess", "validation_tokens")}),
         Step("export", dict(salt), {"model": ("train", "model"), "vocab": ("preprocess", "vocab")}),
         Step("quantize", dict(quantization={"mode": "dynamic"}, **salt),
              {"exported": ("export", "exported"), "train_tokens": ("preprocess", "train_tokens")}),
@@ -94,7 +95,7 @@ def steps(data: str, export_dir: str, epochs: int = 2, benchmark_runs: int = 20)
              {"model": ("train", "model"), "evaluation": ("evaluate", "evaluation"),
               "exported": ("export", "exported"), "quantized": ("quantize", "quantized"),
               "tflite_evaluation": ("tflite_evaluate", "tflite_evaluation"), "latency": ("benchmark", "latency")}),
-        Step("report", dict(min_accuracy=0.0, **salt),
+        Step("report", dict(min_accuracy=0.0, min_gain_over_majority=0.05, publish_below_baseline=False, **salt),
              {"profile": ("ingest_split", "profile"), "results": ("collect", "results")}),
         Step("publish", dict(export_dir=export_dir), {"deliverables": ("report", "deliverables")}),
     ]
