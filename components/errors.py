@@ -61,3 +61,11 @@ class QualityGateError(TextClfError):
 class ModelFormatError(TextClfError):
     """A model file or folder is not what the step expects (not a .tflite, no metadata, inputs or
     outputs of another shape)."""
+
+
+class DeviceError(TextClfError):
+    """A step was given an accelerator that TensorFlow cannot see (no CUDA in the image, no driver)."""
+
+
+class InjectedFault(TextClfError):
+    """Raised on purpose by the training loop's fault-injection test hook (`TEXTCLF_FAIL_AFTER_STEPS`)."""
