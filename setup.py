@@ -35,11 +35,15 @@ setup(
         # The GPU image (Dockerfile VARIANT=gpu): the same TensorFlow with its CUDA libraries from
         # pip; the plain wheel finds no CUDA in a slim image and silently trains on the CPU.
         "gpu": ["tensorflow[and-cuda]" + TENSORFLOW],
+        # Vertex AI custom jobs for steps given a machine_type or replica_count
+        # (pipelines/resources.py); only where the pipeline is compiled or submitted.
+        "vertex": ["google-cloud-pipeline-components~=2.22.0"],
         "test": [
             "pytest>=8,<10",
             "gcp-storage-emulator>=2024.8",
             "mediapipe>=1.2,<1.3",
             "ruff==0.17.6",
+            "google-cloud-pipeline-components~=2.22.0",
         ],
         # benchmarks/suite.py's baseline (TF-IDF + logistic regression); not needed to run or test.
         "bench": [

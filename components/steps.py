@@ -40,12 +40,27 @@ def preprocess_step(architecture: str, model_options: Mapping, beam_pipeline_arg
                       beam_pipeline_args=list(beam_pipeline_args or []))
 
 
+def train_checkpoint_dir(checkpoint_root: str, pipeline_root: str, architecture: str, model_options: Mapping,
+                         hparams: Mapping, cache_salt: str, data_uris: Mapping[str, str]) -> str:
+    """The training task's checkpoint folder keyed by its inputs (`components.checkpoints`), or ""
+    (checkpoints inside the model artifact) when no root can be written here; says which."""
+    from components import checkpoints
+    task_key = checkpoints.key(architecture, model_options, hparams, cache_salt, data_uris)
+    folder, why = checkpoints.folder(checkpoint_root, pipeline_root, architecture, task_key)
+    if folder:
+        print(f"checkpoints: {folder} (a retry or re-run of this same work resumes from there)", flush=True)
+    else:
+        print(f"checkpoints: inside the model artifact, so a retried task starts over: {why}", flush=True)
+    return folder
+
+
 def train_step(architecture: str, model_options: Mapping, hparams: Mapping, train_dir: str,
                validation_dir: str, vocab_dir: str, model_dir: str, checkpoint_dir: str = "") -> Dict:
-    """Trains; with `checkpoint_dir`, a re-run of the same work resumes from its checkpoints."""
+    """Trains; with `checkpoint_dir` (a keyed folder outside the model artifact) a re-run of the
+    same work resumes from its checkpoints, and the folder is removed once the model is saved."""
     from components.train import train
     summary = train(architecture, train_dir, validation_dir, vocab_dir, dict(model_options or {}),
-                    dict(hparams or {}), model_dir, checkpoint_dir)
+                    dict(hparams or {}), model_dir, checkpoint_dir, keep_checkpoints=not checkpoint_dir)
     summary["metrics"] = {key: summary[key] for key in ("best_val_accuracy", "train_seconds", "best_epoch")}
     return summary
 
