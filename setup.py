@@ -38,6 +38,9 @@ setup(
         # The GPU image (Dockerfile VARIANT=gpu): the same TensorFlow with its CUDA libraries from
         # pip; the plain wheel finds no CUDA in a slim image and silently trains on the CPU.
         "gpu": ["tensorflow[and-cuda]" + TENSORFLOW],
+        # Vertex AI custom jobs for steps given a machine_type or replica_count
+        # (pipelines/resources.py); only where the pipeline is compiled or submitted.
+        "vertex": ["google-cloud-pipeline-components~=2.22.0"],
         "test": [
             "pytest>=8,<10",
             "gcp-storage-emulator>=2024.8",
@@ -48,6 +51,7 @@ setup(
             "apache-beam[dask]~=2.77.0",
             "dask~=2026.8.0",
             "distributed~=2026.8.0",
+            "google-cloud-pipeline-components~=2.22.0",
         ],
         # Running the Beam steps on a Dask cluster (--runner=DaskRunner).
         "dask": [

@@ -65,3 +65,11 @@ class ModelFormatError(TextClfError):
 
 class RunnerError(TextClfError):
     """A Beam runner finished without running the whole pipeline: an output is missing or short."""
+
+
+class DeviceError(TextClfError):
+    """A step was given an accelerator that TensorFlow cannot see (no CUDA in the image, no driver)."""
+
+
+class InjectedFault(TextClfError):
+    """Raised on purpose by the training loop's fault-injection test hook (`TEXTCLF_FAIL_AFTER_STEPS`)."""

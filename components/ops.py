@@ -88,27 +88,28 @@ def transfer(architecture: str, model_options: dict, teacher_dir: str, beam_pipe
     transfer_data.metadata["cache_salt"] = cache_salt
 
 
-def train(architecture: str, model_options: dict, hparams: dict, checkpoint_root: str, cache_salt: str,
-          train_tokens: Input[Dataset], validation_tokens: Input[Dataset], vocab: Input[Artifact],
+def train(architecture: str, model_options: dict, hparams: dict, checkpoint_root: str, pipeline_root: str,
+          cache_salt: str, train_tokens: Input[Dataset], validation_tokens: Input[Dataset], vocab: Input[Artifact],
           model: Output[Model], training_metrics: Output[Metrics]):
-    """Trains one architecture, resuming from checkpoints when re-run.
+    """Trains one architecture, resuming from its checkpoints when retried or re-run.
 
     Args:
         architecture: The architecture to train (awe, bert, ...).
         model_options: The architecture's model options.
         hparams: The architecture's training hyperparameters (e.g. BertHParams fields).
-        checkpoint_root: Where checkpoints go (one folder per architecture), so a retried or re-run
-            task resumes; empty: inside the model artifact.
+        checkpoint_root: Where checkpoints go; empty: `checkpoints/` under the pipeline root. Either
+            way in a folder keyed by this task's inputs, so a retried or re-submitted task resumes.
+        pipeline_root: The run's pipeline root (the pipeline passes kfp's placeholder for it).
         cache_salt: Changes with the library's code and local inputs.
     """
-    import os
-
-    from components.steps import log_metrics, train_step
-    checkpoint_dir = os.path.join(checkpoint_root, architecture) if checkpoint_root else ""
+    from components.steps import log_metrics, train_checkpoint_dir, train_step
+    checkpoint_dir = train_checkpoint_dir(
+        checkpoint_root, pipeline_root, architecture, model_options, hparams, cache_salt,
+        {"train_tokens": train_tokens.uri, "validation_tokens": validation_tokens.uri, "vocab": vocab.uri})
     summary = train_step(architecture, model_options, hparams, train_tokens.path, validation_tokens.path,
                          vocab.path, model.path, checkpoint_dir)
     model.metadata.update({"architecture": architecture, "best_epoch": summary["best_epoch"],
-                           "cache_salt": cache_salt})
+                           "resumed_from_epoch": summary["resumed_from_epoch"], "cache_salt": cache_salt})
     log_metrics(training_metrics, summary["metrics"])
 
 

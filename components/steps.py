@@ -51,12 +51,27 @@ def transfer_step(architecture: str, model_options: Mapping, teacher_dir: str,
     return build_transfer_set(teacher_dir, split_dir, output_dir, options, list(beam_pipeline_args or []))
 
 
+def train_checkpoint_dir(checkpoint_root: str, pipeline_root: str, architecture: str, model_options: Mapping,
+                         hparams: Mapping, cache_salt: str, data_uris: Mapping[str, str]) -> str:
+    """The training task's checkpoint folder keyed by its inputs (`components.checkpoints`), or ""
+    (checkpoints inside the model artifact) when no root can be written here; says which."""
+    from components import checkpoints
+    task_key = checkpoints.key(architecture, model_options, hparams, cache_salt, data_uris)
+    folder, why = checkpoints.folder(checkpoint_root, pipeline_root, architecture, task_key)
+    if folder:
+        print(f"checkpoints: {folder} (a retry or re-run of this same work resumes from there)", flush=True)
+    else:
+        print(f"checkpoints: inside the model artifact, so a retried task starts over: {why}", flush=True)
+    return folder
+
+
 def train_step(architecture: str, model_options: Mapping, hparams: Mapping, train_dir: str,
                validation_dir: str, vocab_dir: str, model_dir: str, checkpoint_dir: str = "") -> Dict:
-    """Trains; with `checkpoint_dir`, a re-run of the same work resumes from its checkpoints."""
+    """Trains; with `checkpoint_dir` (a keyed folder outside the model artifact) a re-run of the
+    same work resumes from its checkpoints, and the folder is removed once the model is saved."""
     from components.train import train
     summary = train(architecture, train_dir, validation_dir, vocab_dir, dict(model_options or {}),
-                    dict(hparams or {}), model_dir, checkpoint_dir)
+                    dict(hparams or {}), model_dir, checkpoint_dir, keep_checkpoints=not checkpoint_dir)
     summary["metrics"] = {key: summary[key] for key in ("best_val_accuracy", "train_seconds", "best_epoch")}
     return summary
 
@@ -128,10 +143,24 @@ def classification_scalars(result: Mapping[str, Any]) -> Dict[str, float]:
     return scalars
 
 
+def write_metrics_file(artifact) -> None:
+    """The logged figures as a file at the artifact's path too. kfp keeps Metrics in metadata only,
+    and kfp's local runner treats a cached output without a file as missing: without this, no step
+    logging metrics (nor anything downstream of it) would ever be answered from the local cache."""
+    import json
+    path = getattr(artifact, "path", "")
+    if not path:
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(dict(artifact.metadata), f, indent=2, sort_keys=True, default=str)
+
+
 def log_metrics(metrics, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics.log_metric(key, value)
+    write_metrics_file(metrics)
 
 
 def log_classification(result: Dict, metrics, classification_metrics) -> None:
@@ -141,6 +170,7 @@ def log_classification(result: Dict, metrics, classification_metrics) -> None:
     roc = result.get("roc_curve")
     if roc:
         classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    write_metrics_file(classification_metrics)
 
 
 def artifact_metadata(result: Mapping[str, Any]) -> Dict[str, Any]:

@@ -76,7 +76,7 @@ def steps(data: str, export_dir: str, epochs: int = 2, benchmark_runs: int = 20)
         # A high learning rate: two epochs on this data then reach about 100 %.
         Step("train", dict(architecture="awe", model_options=awe_options,
                            hparams={"epochs": epochs, "batch_size": 16, "learning_rate": 0.05},
-                           checkpoint_root="", **salt),
+                           checkpoint_root="", pipeline_root="", **salt),
              {"train_tokens": ("preprocess", "train_tokens"),
               "validation_tokens": ("preprocess", "validation_tokens"), "vocab": ("preprocess", "vocab")}),
         Step("evaluate", dict(salt), {"model": ("train", "model"), "test_tokens": ("preprocess", "test_tokens"),

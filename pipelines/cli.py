@@ -77,6 +77,9 @@ def _submit(args) -> int:
     from pipelines.arguments import cache_salt, pipeline_arguments, split_build_arguments
     from pipelines.compile_pipeline import compile_pipeline
     models, resources, teacher, values = split_build_arguments(pipeline_arguments(args))
+    if args.kfp_host and not args.template:
+        from pipelines.resources import refuse_custom_jobs
+        refuse_custom_jobs(resources or {}, "Kubeflow Pipelines")
     values.setdefault("cache_salt", cache_salt(values))
     template = args.template or compile_pipeline(os.path.join(tempfile.mkdtemp(), "pipeline.yaml"), args.image,
                                                  models, resources, args.gpu_image or "", teacher)
@@ -99,10 +102,13 @@ def _submit(args) -> int:
 
 
 def _compile(args) -> int:
+    from pipelines.arguments import load_config
     from pipelines.compile_pipeline import compile_pipeline
     from pipelines.pipeline import DEFAULT_MODELS
+    from pipelines.resources import validate
+    resources = validate(load_config(args.resources, top_level=False)) if args.resources else None
     print(compile_pipeline(args.output, args.image, (args.models or ",".join(DEFAULT_MODELS)).split(","),
-                           None, args.gpu_image or ""))
+                           resources, args.gpu_image or ""))
     return 0
 
 
@@ -170,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--gpu-image", default="", help="image for steps given an accelerator (default: --image)")
     comp.add_argument("--models", default="", help="comma-separated architectures with a branch each "
                                                    f"(default: {','.join(DEFAULT_MODELS)})")
+    comp.add_argument("--resources", default="", help="YAML/JSON file: machines and accelerators per step "
+                                                      "(pipelines/resources.py), over the Vertex defaults "
+                                                      "(default: none)")
     comp.set_defaults(handler=_compile)
 
     predict = commands.add_parser("predict", help="classify texts with an exported model, as the device does")

@@ -17,7 +17,11 @@ def run_local(arguments: Dict[str, Any], pipeline_root: str = "runs/pipeline_roo
 
     Steps run in subprocesses of this interpreter (`use_venv=False`), so the installed package
     is what they import, as the image's is on Vertex. `arguments` may hold `models` and
-    `resources` (which kfp's local runner ignores) besides the pipeline's parameters.
+    `resources` (machines and accelerators, which kfp's local runner ignores; custom jobs and
+    accelerator checks are left out here) besides the pipeline's parameters. Training
+    checkpoints go under `pipeline_root/checkpoints/`, keyed by the training task's inputs, so a
+    re-run after a failed training resumes; `enable_caching=False` re-runs preprocessing too, so
+    its training starts from scratch.
     """
     from kfp import local
 
@@ -29,7 +33,7 @@ def run_local(arguments: Dict[str, Any], pipeline_root: str = "runs/pipeline_roo
                enable_caching=enable_caching, cache_root=os.path.join(pipeline_root, ".cache"),
                raise_on_error=True)
     values.setdefault("cache_salt", cache_salt(values))
-    pipeline = create_pipeline(image, models, resources, teacher=teacher)
+    pipeline = create_pipeline(image, models, resources, teacher=teacher, local=True)
     started = time.time()
     print(f"textclf: running {pipeline.name} locally ({', '.join(models)}); artifacts under {pipeline_root}"
           f" (caching {'on' if enable_caching else 'off'})", flush=True)

@@ -10,6 +10,7 @@ parameters. kfp cannot gather artifacts from separate tasks into one list, so th
 reach the report through a chain of `collect` tasks.
 """
 
+import dataclasses
 import inspect
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -119,7 +120,8 @@ def _signature(models: Sequence[str], teacher: str = "") -> inspect.Signature:
 
 
 def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_MODELS,
-                    resources: Optional[Mapping[str, Any]] = None, gpu_image: str = "", teacher: str = ""):
+                    resources: Optional[Mapping[str, Any]] = None, gpu_image: str = "", teacher: str = "",
+                    local: bool = False):
     """The pipeline with a branch per architecture in `models` (plus what they need).
 
     Args:
@@ -129,6 +131,8 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
         gpu_image: The image of steps given an accelerator (its TensorFlow sees CUDA).
         teacher: A trained teacher model folder for the architectures that learn from one
             (`distilled`); empty: the run trains the teacher architecture too.
+        local: For kfp's local runner: no Vertex custom jobs, no accelerator expectations (the
+            steps run on this machine whatever `resources` says).
     """
     selected = architectures.parse_architectures(models)
     archs = selected if teacher else architectures.with_requirements(selected)
@@ -138,11 +142,16 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
     gpu_ops = make_ops(gpu_image or image)
 
     def task(step: str, branch: str = "", display: str = "", **arguments):
-        accelerated = res.for_step(machines, step, branch).accelerated
-        component = getattr(gpu_ops if accelerated else ops, "ingest_split" if step == "ingest" else step)
+        settings = res.for_step(machines, step, branch)
+        if local:
+            settings = dataclasses.replace(settings, machine_type="", replica_count=1)
+        component = getattr(gpu_ops if settings.accelerated else ops, "ingest_split" if step == "ingest" else step)
+        name = display or (f"{step.replace('_', '-')}-{branch}" if branch else step)
+        if settings.custom_job:
+            component = res.custom_job_component(component, settings, name)
         made = component(**arguments)
-        made.set_display_name(display or (f"{step.replace('_', '-')}-{branch}" if branch else step))
-        return res.apply(made, machines, step, branch)
+        made.set_display_name(name)
+        return res.apply(made, settings, step, local=local)
 
     def text_classifier(*args):
         p = dict(zip(names, args))
@@ -166,7 +175,8 @@ def create_pipeline(image: str = DEFAULT_IMAGE, models: Sequence[str] = DEFAULT_
                         beam_pipeline_args=p["beam_pipeline_args"], cache_salt=salt, train_data=train_data,
                         validation_data=ingest.outputs["validation_data"], test_data=ingest.outputs["test_data"])
             trained = task("train", arch, architecture=arch, model_options=options, hparams=hparams,
-                           checkpoint_root=p["checkpoint_root"], cache_salt=salt,
+                           checkpoint_root=p["checkpoint_root"], pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+                           cache_salt=salt,
                            train_tokens=prep.outputs["train_tokens"],
                            validation_tokens=prep.outputs["validation_tokens"], vocab=prep.outputs["vocab"])
             trained_models[arch] = trained.outputs["model"]
