@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
                         help="with a --runner among them, ingest runs as a Beam job on that runner, e.g. "
                              "--beam-arg=--runner=DaskRunner --beam-arg=--dask_client_address=HOST:8786 "
-                             "(repeatable)")
+                             "(repeatable; default: none, read in this process without Beam)")
     ingest.set_defaults(handler=_ingest)
 
     run = commands.add_parser("run", help="run the whole pipeline on the local kfp runner")
