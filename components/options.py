@@ -231,10 +231,12 @@ class BertHParams(_JsonOptions):
     """Fine-tuning settings; defaults are Model Maker's BERT defaults plus AdamW details.
 
     `learning_rate` 0 means the encoder's tuned default (`encoders.default_learning_rate`):
-    Model Maker's 3e-5 for MobileBERT and unknown encoders, 5e-5 for MiniLM-L6.
+    Model Maker's 3e-5 for MobileBERT and unknown encoders, 5e-5 for MiniLM-L6. `epochs` 0 (the
+    default) means Model Maker's 3, more on small data so that training takes at least 300
+    steps (at most 30 epochs; `architectures.bert.default_epochs`). Given values are used as given.
     """
 
-    epochs: int = 3
+    epochs: int = 0
     batch_size: int = 48
     learning_rate: float = 0.0
     end_learning_rate: float = 0.0
@@ -251,16 +253,17 @@ class BertHParams(_JsonOptions):
     seed: int = 0
 
     def __post_init__(self):
-        _check_common_hparams(self)
+        _check_common_hparams(self, epochs_default=True)
         if self.optimizer not in ("adamw", "lamb"):
             raise ConfigError(f"optimizer must be 'adamw' or 'lamb', got {self.optimizer!r}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
 
-def _check_common_hparams(hparams) -> None:
-    if hparams.epochs < 1:
-        raise ConfigError(f"epochs must be at least 1, got {hparams.epochs}")
+def _check_common_hparams(hparams, epochs_default: bool = False) -> None:
+    if hparams.epochs < (0 if epochs_default else 1):
+        least = "0 (the default) or more" if epochs_default else "at least 1"
+        raise ConfigError(f"epochs must be {least}, got {hparams.epochs}")
     if hparams.batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {hparams.batch_size}")
     if hparams.learning_rate < 0:

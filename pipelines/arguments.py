@@ -71,7 +71,8 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _epochs_defaults() -> str:
-    return ", ".join(f"{name} {architectures.get(name).hparams_class().epochs}" for name in architectures.names())
+    shown = [(name, architectures.get(name).hparams_class().epochs) for name in architectures.names()]
+    return ", ".join(f"{name} {epochs or 'fitted to the data'}" for name, epochs in shown)
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:

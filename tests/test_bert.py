@@ -10,7 +10,7 @@ import components  # noqa: F401
 from components import bert
 from components.encoders import ENCODER_INPUTS, resolve_encoder
 from components.errors import ConfigError
-from components.options import BertHParams, BertModelOptions
+from components.options import AverageWordEmbeddingHParams, BertHParams, BertModelOptions
 from components.train import class_weight_map
 
 VOCAB = {t: i for i, t in enumerate(tiny_vocab())}
@@ -293,8 +293,21 @@ def test_learning_rate_zero_takes_the_encoders_tuned_default(hf_dir):
     assert BertHParams().learning_rate == 0.0
     other = resolve(BertHParams(), str(hf_dir))
     assert other.hparams.learning_rate == MODEL_MAKER_BERT_LEARNING_RATE == 3e-5
-    assert other.picked == {"learning_rate": 3e-5}
+    assert other.picked == {"learning_rate": 3e-5, "epochs": 30}
     minilm = resolve(BertHParams(epochs=1), "minilm-l6")
     assert minilm.hparams.learning_rate == 5e-5 and minilm.hparams.epochs == 1
-    given = BertHParams(learning_rate=1e-4)
+    given = BertHParams(learning_rate=1e-4, epochs=2)
     assert resolve(given, "minilm-l6").hparams is given
+
+
+def test_epochs_zero_gives_small_data_enough_steps():
+    from components.architectures.bert import default_epochs
+    assert BertHParams().epochs == 0
+    # 450 rows at batch 48 are 10 steps an epoch: 30 epochs; 1,800 rows (38 steps): 8 epochs.
+    assert default_epochs(10) == 30 and default_epochs(38) == 8
+    assert default_epochs(100) == default_epochs(1404) == 3  # SST-2 keeps Model Maker's 3
+    assert default_epochs(1) == 30 and default_epochs(0) == 30
+    with pytest.raises(ConfigError, match="epochs must be 0"):
+        BertHParams(epochs=-1)
+    with pytest.raises(ConfigError, match="epochs must be at least 1"):
+        AverageWordEmbeddingHParams(epochs=0)

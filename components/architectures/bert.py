@@ -18,6 +18,19 @@ from components.options import BertHParams, BertModelOptions
 # `seq_len` 0 fits the input to the longest text, at most Model Maker's 128 word pieces.
 MAX_FITTED_SEQ_LEN = 128
 
+# `epochs` 0: Model Maker's 3 epochs are 30 optimizer steps on 450 rows, too few to move a
+# pre-trained encoder (MiniLM-L6 on a 500-row SST-2 sample: 59 % against TF-IDF's 66 %), so
+# small data gets more epochs, up to MIN_STEPS steps in all; validation still picks the epoch.
+BASE_EPOCHS = 3
+MIN_STEPS = 300
+MAX_EPOCHS = 30
+
+
+def default_epochs(steps_per_epoch: int) -> int:
+    """Epochs for `epochs` 0: at least BASE_EPOCHS, enough for MIN_STEPS steps, at most MAX_EPOCHS."""
+    needed = -(-MIN_STEPS // max(1, int(steps_per_epoch)))
+    return int(min(MAX_EPOCHS, max(BASE_EPOCHS, needed)))
+
 
 class BertSpec(ArchitectureSpec):
     name = "bert"
@@ -54,11 +67,13 @@ class BertSpec(ArchitectureSpec):
         return build_bert_classifier(options, num_classes, encoder_spec=spec)
 
     def resolve_hparams(self, hparams, options, info, meta, steps_per_epoch) -> Resolved:
-        if hparams.learning_rate:
-            return Resolved(hparams)
-        from components.encoders import EncoderSpec, default_learning_rate
-        rate = default_learning_rate(EncoderSpec.from_dict(info["encoder"]))
-        return Resolved(dataclasses.replace(hparams, learning_rate=rate), {"learning_rate": rate})
+        picked: Dict[str, Any] = {}
+        if not hparams.epochs:
+            picked["epochs"] = default_epochs(steps_per_epoch)
+        if not hparams.learning_rate:
+            from components.encoders import EncoderSpec, default_learning_rate
+            picked["learning_rate"] = default_learning_rate(EncoderSpec.from_dict(info["encoder"]))
+        return Resolved(dataclasses.replace(hparams, **picked) if picked else hparams, picked)
 
     def steps_per_epoch(self, meta, hparams) -> int:
         if hparams.steps_per_epoch or not hparams.bucket_by_length:
