@@ -18,7 +18,7 @@ from components.options import BertHParams, BertModelOptions
 # `seq_len` 0 fits the input to the longest text, at most Model Maker's 128 word pieces.
 MAX_FITTED_SEQ_LEN = 128
 
-# `epochs` 0: Model Maker's 3 epochs are 30 optimizer steps on 450 rows, too few to move a
+# `epochs` 0: Model Maker's 3 epochs are about 40 optimizer steps on 450 rows, too few to move a
 # pre-trained encoder (MiniLM-L6 on a 500-row SST-2 sample: 59 % against TF-IDF's 66 %), so
 # small data gets more epochs, up to MIN_STEPS steps in all; validation still picks the epoch.
 BASE_EPOCHS = 3
