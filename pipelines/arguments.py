@@ -154,27 +154,27 @@ def _number(values: Dict[str, Any], key: str, kind: type):
     return float(value)
 
 
+# name, type, lowest, highest (None: no bound), how the message states the range
+_SCALAR_RANGES = (
+    ("min_accuracy", float, 0.0, 1.0, "is a fraction in [0, 1]"),
+    ("min_gain_over_majority", float, 0.0, 1.0, "is a fraction in [0, 1]"),
+    ("max_accuracy_drop", float, 0.0, 100.0, "is in accuracy points, in [0, 100]"),
+    ("benchmark_runs", int, 1, None, "must be at least 1"),
+)
+
+
 def _check_scalars(values: Dict[str, Any]) -> None:
     """The numeric pipeline parameters, from flags or a config file, checked before anything runs."""
-    if values.get("min_accuracy") is not None:
-        value = _number(values, "min_accuracy", float)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"min_accuracy is a fraction in [0, 1], got {value}")
-    if values.get("min_gain_over_majority") is not None:
-        value = _number(values, "min_gain_over_majority", float)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"min_gain_over_majority is a fraction in [0, 1], got {value}")
     if values.get("publish_below_baseline") is not None and not isinstance(values["publish_below_baseline"], bool):
         raise ConfigError(f"publish_below_baseline must be true or false, got {values['publish_below_baseline']!r}")
-    if values.get("max_accuracy_drop") is not None:
-        value = _number(values, "max_accuracy_drop", float)
-        if not 0.0 <= value <= 100.0:
-            raise ConfigError(f"max_accuracy_drop is in accuracy points, in [0, 100], got {value}")
-    if values.get("benchmark_runs") is not None:
-        value = _number(values, "benchmark_runs", int)
-        if value < 1:
-            raise ConfigError(f"benchmark_runs must be at least 1, got {value}")
-        values["benchmark_runs"] = value
+    for name, kind, lowest, highest, stated in _SCALAR_RANGES:
+        if values.get(name) is None:
+            continue
+        value = _number(values, name, kind)
+        if value < lowest or (highest is not None and value > highest):
+            raise ConfigError(f"{name} {stated}, got {value}")
+        if kind is int:
+            values[name] = value
 
 
 def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
