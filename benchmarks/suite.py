@@ -290,6 +290,7 @@ def main(argv=None) -> Dict:
     if unknown:
         parser.error(f"unknown set(s) {unknown}; choose from {', '.join(ALL_SETS)}")
     work = args.work or tempfile.mkdtemp(prefix="suite-")
+    os.makedirs(work, exist_ok=True)
     started = time.time()
     results = {}
     for name in names:
