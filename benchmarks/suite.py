@@ -1,6 +1,6 @@
 """The data-set suite: our models with default settings on data unlike SST-2, against baselines.
 
-    .venv/bin/python benchmarks/suite.py [--sets sst2,sst2_500,...] [--bert] [--data ../shared/data]
+    .venv/bin/python benchmarks/suite.py [--sets sst2,sst2_500,...] [--bert [--distilled]] [--data ../shared/data]
 
 Sets (README of `../shared/data/suite`):
 - `sst2`: GLUE SST-2, all of `train.tsv`; validation a stratified 5 % of it, test `dev.tsv`.
@@ -16,7 +16,9 @@ through the Model Maker-compatible API: Keras test accuracy, and on-device accur
 MediaPipe's `TextClassifier` on the exported `model.tflite`, also on the test texts in Title Case
 (first letter of every space-separated word upper-cased) and UPPER CASE; macro-F1; training seconds;
 float model bytes. `--bert` adds BERT (offline `minilm-l6` encoder, otherwise defaults) on the sets
-of at most 10,000 training rows. The last line printed is one JSON object,
+of at most 10,000 training rows (`--bert-device` scores it through MediaPipe too); `--distilled`
+with it adds the distilled student of each of those BERT models, on device in three casings.
+The last line printed is one JSON object,
 `{"sets": {NAME: {"train_rows", "majority", "tfidf_lr", "awe", "awe_device", "awe_device_title",
 "awe_device_upper", "awe_bytes", "awe_train_s", "bert", ...}}}`.
 
