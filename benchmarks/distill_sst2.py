@@ -37,6 +37,21 @@ def _folders(work: str):
     return {name: os.path.join(work, name) for name in names}
 
 
+def _add_word_vectors(transfer_dir, teacher, train_dir, options):
+    """A transfer set scored before the student started from the teacher's word vectors gets them
+    now (seconds), so reusing it measures the default student."""
+    from components import split_io, transfer, word_vectors
+    from components.options import DistilledModelOptions
+    from components.teacher import TeacherScorer
+    resolved = DistilledModelOptions.from_dict(options)
+    if resolved.embedding_init != "teacher" or word_vectors.read(transfer_dir) is not None:
+        return
+    texts = [text for text, _ in split_io.iter_split(train_dir)]
+    found = transfer.teacher_vectors(TeacherScorer(teacher), texts, resolved)
+    print(f"added the teacher's vectors of {transfer.write_teacher_vectors(transfer_dir, found):,} words to "
+          f"{transfer_dir}", flush=True)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "sst2"))
@@ -92,6 +107,7 @@ def main(argv=None) -> dict:
         started -= scored_s
         print(f"reusing the transfer set in {args.transfer} ({transfer['rows']:,} texts, scored in "
               f"{scored_s:.0f} s)", flush=True)
+        _add_word_vectors(args.transfer, teacher, folder["train"], options)
     else:
         transfer = steps.transfer_step("distilled", options, teacher, [], folder["train"], folder["transfer"])
         scored_s = time.time() - started

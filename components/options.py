@@ -272,6 +272,9 @@ def _check_common_hparams(hparams, epochs_default: bool = False) -> None:
         raise ConfigError(f"steps_per_epoch must be positive, got {hparams.steps_per_epoch}")
 
 
+EMBEDDING_INITS = ("teacher", "random")
+
+
 @dataclasses.dataclass
 class DistilledModelOptions(_JsonOptions):
     """A small student on MediaPipe's regex tokenizer (the AWE input contract), taught by a BERT
@@ -285,6 +288,8 @@ class DistilledModelOptions(_JsonOptions):
     `wordvec_dim` embeddings (`filters` per kernel size, max-pooled) with a `hidden_dim` layer.
     `max_model_bytes` keeps the dynamic-range (int8 weights) export within that size by keeping
     fewer of the rarest words, as the AWE model does for its float export; 0 lifts the limit.
+    `embedding_init` "teacher" starts the student's word embeddings from the teacher's own (each
+    word's mean word-piece vector, projected to `wordvec_dim`); "random" starts them at random.
     """
 
     seq_len: int = 0
@@ -293,9 +298,9 @@ class DistilledModelOptions(_JsonOptions):
     device_case_variants: bool = True
     max_model_bytes: int = 1_000_000
     wordvec_dim: int = 64
-    filters: int = 128
-    kernel_sizes: List[int] = dataclasses.field(default_factory=lambda: [3])
-    hidden_dim: int = 64
+    filters: int = 256
+    kernel_sizes: List[int] = dataclasses.field(default_factory=lambda: [2, 3, 4])
+    hidden_dim: int = 128
     dropout_rate: float = 0.2
     teacher: str = ""
     transfer_copies: int = 5
@@ -304,10 +309,14 @@ class DistilledModelOptions(_JsonOptions):
     ngram_probability: float = 0.25
     max_ngram: int = 5
     unlabelled_texts: str = ""
+    embedding_init: str = "teacher"
     seed: int = 0
 
     def __post_init__(self):
         _check_seq_len(type(self).__name__, self.seq_len)
+        if self.embedding_init not in EMBEDDING_INITS:
+            raise ConfigError(f"embedding_init must be one of {', '.join(EMBEDDING_INITS)}, "
+                              f"got {self.embedding_init!r}")
         if self.vocab_size < 1 or self.wordvec_dim < 1 or self.filters < 1 or self.hidden_dim < 0:
             raise ConfigError("vocab_size, wordvec_dim and filters must be positive, hidden_dim not negative")
         if not self.kernel_sizes or any(int(k) < 1 for k in self.kernel_sizes):
@@ -320,17 +329,20 @@ class DistilledModelOptions(_JsonOptions):
 
 
 DISTILL_LOSSES = ("kl", "mse")
+RATE_SCHEDULES = ("linear", "constant")
 
 
 @dataclasses.dataclass
 class DistilledHParams(_JsonOptions):
     """Training settings for the student: `loss` "kl" (cross-entropy against the teacher's scores,
     softened by `temperature`) or "mse" (on centred log-scores); early stopping picks the epoch by
-    the validation split's own labels. `learning_rate` 0 picks Adam's rate from the run's length."""
+    the validation split's own labels. `learning_rate` 0 picks Adam's rate from the run's length;
+    `learning_rate_schedule` "linear" decays it to zero over the run, "constant" keeps it."""
 
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 0.0
+    learning_rate_schedule: str = "linear"
     loss: str = "kl"
     temperature: float = 1.0
     steps_per_epoch: Optional[int] = None
@@ -341,6 +353,9 @@ class DistilledHParams(_JsonOptions):
 
     def __post_init__(self):
         _check_common_hparams(self)
+        if self.learning_rate_schedule not in RATE_SCHEDULES:
+            raise ConfigError(f"learning_rate_schedule must be one of {', '.join(RATE_SCHEDULES)}, "
+                              f"got {self.learning_rate_schedule!r}")
         if self.loss not in DISTILL_LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(DISTILL_LOSSES)}, got {self.loss!r}")
         if self.temperature <= 0:

@@ -32,7 +32,7 @@ import os
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from components import architectures, beam_runner, labels, split_io, storage, tokenized
+from components import architectures, beam_runner, labels, split_io, storage, tokenized, word_vectors
 from components import tokenizers as tok
 from components import vocabulary as vocab_io
 from components.errors import ConfigError, DataSourceError, InputFormatError, LabelError, RunnerError
@@ -425,7 +425,7 @@ def preprocess(architecture: str, splits: Mapping[str, str], output_dirs: Mappin
 
     beam = _beam()
 
-    _clear_outputs(vocab_dir, (vocab_io.VOCAB_FILE, vocab_io.TOKENIZER_FILE))
+    _clear_outputs(vocab_dir, (vocab_io.VOCAB_FILE, vocab_io.TOKENIZER_FILE, word_vectors.INITIAL_EMBEDDING_FILE))
     for name in splits:
         _clear_outputs(output_dirs[name], (tokenized.SHARD_GLOB, tokenized.META_FILE))
     if not plan.counts_vocabulary:
@@ -450,6 +450,7 @@ def preprocess(architecture: str, splits: Mapping[str, str], output_dirs: Mappin
         details = "; ".join(f"{name}: {names}" for name, names in sorted(unknown.items()))
         raise LabelError(f"labels not among the training labels {label_names}: {details}")
     warnings = tokenized.check_texts(metas, splits)
+    derived = spec.after_vocabulary(vocab_dir, splits["train"], options)
     train_meta = metas["train"]
     summary = {
         "architecture": spec.name,
@@ -459,6 +460,7 @@ def preprocess(architecture: str, splits: Mapping[str, str], output_dirs: Mappin
         "vocab_size": train_meta["vocab_size"],
         "label_names": label_names,
         "warnings": warnings,
+        **derived,
         "splits": {name: {key: meta[key] for key in tokenized.SUM_STATS + (
             "max_length", "num_shards", "label_counts")} for name, meta in sorted(metas.items())},
     }

@@ -1,4 +1,5 @@
-"""A trained model as a teacher: its class scores for any texts, batched for speed.
+"""A trained model as a teacher: its class scores for any texts, batched for speed, and its
+word vectors (`components.word_vectors`).
 
 The teacher is a trained model folder (`model_io`) of an architecture that brings its own
 vocabulary (BERT: the encoder's WordPiece), so the folder alone is enough to score with; texts are
@@ -8,7 +9,7 @@ times faster than padding every text to `seq_len`.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -57,3 +58,25 @@ class TeacherScorer:
             inputs = batch[names[0]] if len(self.model.inputs) == 1 else batch
             probs[rows] = self._forward(inputs).numpy()
         return probs
+
+    def input_embeddings(self) -> Optional[np.ndarray]:
+        """The encoder's token embedding table [vocabulary, hidden]: the one 2-D weight with a row
+        per vocabulary token (a word-piece name breaks a tie); None where the model shows none."""
+        rows = len(self.tokenizer.tokens)
+        tables = [w for w in self.model.weights if len(w.shape) == 2 and int(w.shape[0]) == rows]
+        if len(tables) > 1:
+            tables = [w for w in tables if "word" in w.name] or tables[:1]
+        return tables[0].numpy() if tables else None
+
+    def word_vectors(self, words: Sequence[str]) -> Optional[np.ndarray]:
+        """Each word's vector: the mean of its word pieces' input embeddings [n, hidden]; None for
+        a teacher whose tokenizer has no word pieces or whose embedding table is not found."""
+        piece_ids = getattr(self.tokenizer, "piece_ids", None)
+        table = self.input_embeddings() if piece_ids else None
+        if table is None:
+            return None
+        vectors = np.zeros((len(words), table.shape[1]), np.float32)
+        for row, ids in enumerate(piece_ids(list(words))):
+            if ids:
+                vectors[row] = table[ids].mean(axis=0)
+        return vectors

@@ -248,6 +248,7 @@ def _write_transfer_set(folder: str, model_options, train_data: "Dataset", label
     for line in lines:
         writer.write_line(line)
     writer.close(label_names)
+    transfer.write_teacher_vectors(folder, transfer.teacher_vectors(scorer, train_data.texts, model_options))
 
 
 def _make_tokenizer(architecture: str, model_options, texts: Sequence[str], vocab_dir: str):
@@ -352,6 +353,7 @@ class TextClassifier:
                                                         [read["train"][0], read["validation"][0]],
                                                         self._vocab_dir)
         self._tokenizer = tokenizer
+        architectures.get(architecture).after_vocabulary(self._vocab_dir, split_dirs["train"], model_options)
         self._base_meta = dict(tokenized.base_meta(architecture, tok.TokenizerRecipe.for_vocabulary(
             vocab_io.read_folder(self._vocab_dir)), label_names, model_options, fitted),
             seq_len=tokenizer.seq_len, vocab_size=vocab_size)

@@ -417,6 +417,14 @@ class BertTokenizer:
         ids = self._tf_tokenizer().tokenize(tf.constant([_as_text(text)])).flat_values.numpy()
         return [self.tokens[i] for i in ids]
 
+    def piece_ids(self, texts: Sequence) -> List[List[int]]:
+        """Each text's word-piece ids, untruncated and without specials."""
+        import tensorflow as tf
+        if not texts:
+            return []
+        pieces = self._tf_tokenizer().tokenize(tf.constant([_as_text(t) for t in texts], dtype=tf.string))
+        return pieces.merge_dims(1, -1).to_list() if pieces.shape.rank > 2 else pieces.to_list()
+
     def encode_batch(self, texts: Sequence) -> Dict[str, np.ndarray]:
         """input_word_ids / input_mask / input_type_ids int32 [n, seq_len], length int32 [n]."""
         features, _ = self.encode_batch_profiled(texts)

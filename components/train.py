@@ -161,6 +161,10 @@ def train(architecture: str, train_dir: str, validation_dir: str, vocab_dir: str
                                                               hparams.batch_size))
     with strategy.scope():
         model = spec.build_model(options, len(label_names), info)
+        started_from = spec.initialize(model, vocab_dir, options)
+        for key, value in started_from.items():
+            print(f"default {key}: {value}", flush=True)
+        resolved.picked.update(started_from)
         optimizer = spec.optimizer(hparams, steps_per_epoch * hparams.epochs)
         model.compile(optimizer=optimizer, loss=spec.loss(hparams), metrics=spec.metrics(),
                       steps_per_execution=spec.steps_per_execution)

@@ -8,7 +8,8 @@ for the Model Maker-compatible API. Both are deterministic: augmentations are pu
 the text (`components.augment`), each input batch of the training split becomes one shard named
 by its position, and scores are rounded when written.
 
-The folder also holds `transfer.json`: rows by origin, the teacher, the options, the time taken.
+The folder also holds `transfer.json` (rows by origin, the teacher, the options, the time taken)
+and, for a student that starts from them, the teacher's word vectors (`components.word_vectors`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections import Counter
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from components import labels as labels_io
-from components import split_io, storage
+from components import split_io, storage, word_vectors
 from components import tokenizers as tok
 from components.augment import AugmentOptions, augmentations
 from components.errors import ConfigError, DataSourceError
@@ -47,6 +48,27 @@ def replacement_words(texts: Iterable[str], do_lower_case: bool, limit: int = RE
     """The training split's most frequent words (ties by word): what replacements are drawn from."""
     counts = tok.count_words(texts, do_lower_case)
     return [word for word, _ in sorted(counts.items(), key=tok.rank_key)[:limit]]
+
+
+def teacher_vectors(scorer, texts: Sequence[str], options) -> Optional[Tuple[List[str], Any]]:
+    """(words, vectors): the teacher's vectors of the training split's most frequent words, twice
+    the student's vocabulary (its words are counted on the transfer set, so rank a little
+    differently); None when the student starts at random or the teacher has no word pieces."""
+    if getattr(options, "embedding_init", "random") != "teacher":
+        return None
+    words = replacement_words(texts, options.do_lower_case, max(REPLACEMENT_WORDS, 2 * options.vocab_size))
+    vectors = scorer.word_vectors(words)
+    if vectors is None:
+        _LOG.warning("the teacher has no word-piece embeddings to start the student's from; it starts at random")
+        return None
+    return words, vectors
+
+
+def write_teacher_vectors(folder: str, found: Optional[Tuple[List[str], Any]]) -> int:
+    if found is None:
+        return 0
+    word_vectors.write(folder, *found)
+    return len(found[0])
 
 
 def expand(texts: Sequence[str], label_names_of_rows: Sequence[str], words: Sequence[str],
@@ -185,6 +207,7 @@ def build_transfer_set(teacher_dir: str, split_dir: str, output_dir: str, option
           f"{options.transfer_copies} augmentations each, {len(unlabelled):,} unlabelled); teacher scoring "
           f"about {planned['scoring_minutes']} min at {planned['teacher_texts_per_s']} texts/s here", flush=True)
     words = replacement_words(train_texts, options.do_lower_case)
+    found = teacher_vectors(scorer, train_texts, options)
     del scorer
 
     pipeline, local = beam_runner.new_pipeline(list(beam_pipeline_args or []))
@@ -192,7 +215,9 @@ def build_transfer_set(teacher_dir: str, split_dir: str, output_dir: str, option
     def worker(path: str) -> str:
         return beam_runner.worker_path(path, not local)
 
-    pp._clear_outputs(output_dir, (split_io.SHARD_PATTERN, SUMMARY_FILE, labels_io.LABELS_FILE))
+    pp._clear_outputs(output_dir, (split_io.SHARD_PATTERN, SUMMARY_FILE, labels_io.LABELS_FILE,
+                                   word_vectors.WORD_VECTORS_FILE))
+    vector_words = write_teacher_vectors(output_dir, found)
     Expand, ScoreAndWrite = _make_dofns()
     started = time.time()
     expanded = (pipeline
@@ -210,7 +235,8 @@ def build_transfer_set(teacher_dir: str, split_dir: str, output_dir: str, option
     _ = ((counts, pipeline | "NoCounts" >> beam.Create([{}]))
          | "AllCounts" >> beam.Flatten()
          | "Count" >> beam.CombineGlobally(_sum_counts).without_defaults()
-         | "Summary" >> beam.Map(_write_summary, worker(output_dir), teacher_dir, options, started, planned))
+         | "Summary" >> beam.Map(_write_summary, worker(output_dir), teacher_dir, options, started, planned,
+                               vector_words))
     beam_runner.run(pipeline)
     labels_io.write(output_dir, label_names)
     return read_summary(output_dir)
@@ -223,9 +249,9 @@ def _sum_counts(counts: Iterable[Dict[str, int]]) -> Dict[str, int]:
     return dict(total)
 
 
-def _write_summary(counts, output_dir, teacher_dir, options, started, planned) -> Dict[str, Any]:
+def _write_summary(counts, output_dir, teacher_dir, options, started, planned, vector_words=0) -> Dict[str, Any]:
     summary = {key: counts.get(key, 0) for key in ("rows", "training", "augmented", "unlabelled")}
-    summary.update(teacher=teacher_dir, options=options.to_dict(), planned=planned,
+    summary.update(teacher=teacher_dir, options=options.to_dict(), planned=planned, word_vectors=vector_words,
                    seconds=round(time.time() - started, 1))
     storage.write_bytes(storage.join(output_dir, SUMMARY_FILE),
                         (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))

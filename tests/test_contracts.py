@@ -6,7 +6,7 @@ import os
 import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FILE = re.compile(r"^[\w.<>\-/]+\.(?:json|jsonl|txt|tflite|h5|tfrecord|md|html)$|^\w+/$")
+FILE = re.compile(r"^[\w.<>\-/]+\.(?:json|jsonl|txt|tflite|h5|tfrecord|md|html|npz|npy)$|^\w+/$")
 DELEGATES = ("components.labels", "components.vocabulary")
 
 

@@ -40,3 +40,23 @@ def test_bucketed_steps_count_one_partial_batch_per_bucket():
     # batches, where rows / batch size would say 3 (and progress lines would count past it)
     assert bucketed_steps({5: 9, 30: 3}, 4, 128) == 4
     assert bucketed_steps({5: 12}, 4, 128) == 3
+
+
+def test_student_rate_starts_a_linear_decay_fitted_to_the_run():
+    from components.architectures import distilled
+    from components.errors import ConfigError
+    from components.options import DistilledHParams, DistilledModelOptions
+
+    spec = architectures.get("distilled")
+    assert spec.default_learning_rate(60_000) == pytest.approx(1e-3)   # SST-2's transfer set, 10 epochs
+    assert spec.default_learning_rate(1_690) == distilled.MAX_RATE     # 1,800 rows, 5 copies
+    decaying = spec.optimizer(DistilledHParams(learning_rate=1e-3), 1_000)
+    assert float(decaying.learning_rate) == pytest.approx(1e-3)
+    schedule = decaying._learning_rate
+    assert float(schedule(500)) == pytest.approx(5e-4) and float(schedule(1_000)) == 0.0
+    constant = spec.optimizer(DistilledHParams(learning_rate=1e-3, learning_rate_schedule="constant"), 1_000)
+    assert not callable(constant._learning_rate)
+    with pytest.raises(ConfigError, match="learning_rate_schedule"):
+        DistilledHParams(learning_rate_schedule="cosine")
+    with pytest.raises(ConfigError, match="embedding_init"):
+        DistilledModelOptions(embedding_init="glove")

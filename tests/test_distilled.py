@@ -54,6 +54,7 @@ def test_student_follows_its_teacher_and_runs_in_mediapipe(teacher, tmp_path):
     assert student.architecture == "distilled"
     history = student.training["history"]
     assert history[-1]["loss"] < history[0]["loss"]
+    assert student.training["picked"]["embedding_init"] == "teacher"
 
     texts = _data(20, 3).texts
     agreement = np.mean(student.predict_scores(texts).argmax(1) == teacher.predict_scores(texts).argmax(1))
@@ -86,12 +87,56 @@ def test_the_beam_transfer_set_is_deterministic(teacher, tmp_path):
                                      ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
                                      if tag == "b" else [])
         outputs.append({name: open(os.path.join(out, name), "rb").read()
-                        for name in sorted(os.listdir(out)) if name.endswith((".jsonl", ".txt"))})
+                        for name in sorted(os.listdir(out)) if name.endswith((".jsonl", ".txt", ".npz"))})
         assert summary == {**read_summary(out), "seconds": summary["seconds"]}
     assert outputs[0] == outputs[1]
     assert summary["training"] == 24 and summary["unlabelled"] == 2
+    assert summary["word_vectors"] > 0 and "word_vectors.npz" in outputs[0]
     assert summary["rows"] == summary["training"] + summary["augmented"] + summary["unlabelled"]
     texts, labels, names, scores = split_io.read_scored_split(str(tmp_path / "a"))
     assert len(texts) == summary["rows"] and len(scores) == len(texts)
     assert np.allclose(np.sum(scores, axis=1), 1.0, atol=1e-4)
     assert texts[-2:] == ["a lovely film", "the plot was dull"]  # the user's texts last
+
+
+def test_the_student_starts_from_the_teachers_word_vectors(teacher, tmp_path):
+    from components import architectures, transfer, vocabulary, word_vectors
+    from components.options import DistilledModelOptions
+    from components.teacher import TeacherScorer
+
+    scorer = TeacherScorer(teacher.model_dir)
+    table = scorer.input_embeddings()
+    words = ["good", "terrible", "movie", "plot", "film"]
+    vectors = scorer.word_vectors(words)
+    for word, vector in zip(words, vectors):
+        pieces = scorer.tokenizer.piece_ids([word])[0]
+        assert pieces
+        np.testing.assert_allclose(vector, table[pieces].mean(axis=0), rtol=1e-5, atol=1e-7)
+
+    # Wide enough for every component, the projection keeps the words' distances up to one scale.
+    tokens = ("<PAD>", "<START>", "<UNKNOWN>") + tuple(words) + ("unseen",)
+    matrix, covered = word_vectors.project(words, vectors, tokens, 8)
+    assert covered == len(words) and matrix.shape == (len(tokens), 8)
+    assert np.all(np.abs(matrix[[0, 1, 2, -1]]) <= word_vectors.SCALE)
+    kept = matrix[3:3 + len(words), :len(words)]
+    pairs = [(i, j) for i in range(len(words)) for j in range(i + 1, len(words))]
+    ratios = [np.linalg.norm(kept[i] - kept[j]) / np.linalg.norm(vectors[i] - vectors[j]) for i, j in pairs]
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-3)
+
+    # Transfer folder -> vocabulary folder -> the freshly built student's embedding.
+    options = DistilledModelOptions(seq_len=8, wordvec_dim=4, filters=4, hidden_dim=0)
+    split, vocab = str(tmp_path / "transfer"), str(tmp_path / "vocab")
+    split_io.write_split(split, _data(12, 4).rows(), ["neg", "pos"])
+    texts = [text for text, _ in split_io.iter_split(split)]
+    assert transfer.write_teacher_vectors(split, transfer.teacher_vectors(scorer, texts, options)) > 0
+    vocabulary.write_folder(vocab, vocabulary.Vocabulary("token_ids", tokens, True))
+    spec = architectures.get("distilled")
+    derived = spec.after_vocabulary(vocab, split, options)
+    assert derived["embedding_init"] == "teacher" and derived["teacher_vector_words"] >= 3
+    model = spec.build_model(options, 2, spec.model_info(options, len(tokens)))
+    assert spec.initialize(model, vocab, options) == {"embedding_init": "teacher"}
+    np.testing.assert_array_equal(model.get_layer("emb").get_weights()[0], word_vectors.read_initial(vocab))
+
+    at_random = DistilledModelOptions(seq_len=8, wordvec_dim=4, filters=4, hidden_dim=0, embedding_init="random")
+    assert spec.initialize(spec.build_model(at_random, 2, {"vocab_rows": len(tokens)}), vocab, at_random) == {}
+    assert spec.after_vocabulary(vocab, str(tmp_path / "nowhere"), options) == {"embedding_init": "random"}

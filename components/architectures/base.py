@@ -119,6 +119,17 @@ class ArchitectureSpec(abc.ABC):
         """A fresh Keras model taking int32 [batch, seq] inputs named as the tokenizer's features
         and returning class probabilities [batch, num_classes]."""
 
+    def after_vocabulary(self, vocab_dir: str, train_split_dir: str, options) -> Dict[str, Any]:
+        """Preprocessing's last word, once the vocabulary folder is final: what else the model
+        derives from the vocabulary and the training split (e.g. a starting embedding); returns
+        what to add to the preprocessing summary."""
+        return {}
+
+    def initialize(self, model, vocab_dir: str, options) -> Dict[str, Any]:
+        """Sets a freshly built model's starting weights from the vocabulary folder (a resumed run
+        then restores its checkpoint over them); returns what it picked, for training.json."""
+        return {}
+
     # -- training --------------------------------------------------------------------------------
 
     def resolve_hparams(self, hparams, options, info: Mapping[str, Any], meta: Mapping[str, Any],
