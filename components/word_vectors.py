@@ -49,16 +49,18 @@ def read(folder: str) -> Optional[Tuple[Sequence[str], np.ndarray]]:
 
 
 def project(words: Sequence[str], vectors: np.ndarray, tokens: Sequence[str], width: int,
-            seed: int = 0) -> Tuple[np.ndarray, int]:
+            seed: int = 0, padding: Sequence[str] = ()) -> Tuple[np.ndarray, int]:
     """The embedding matrix [len(tokens), width] and how many tokens had a vector.
 
     Vectors are centred and projected on their `width` leading principal components (computed on
     the tokens' own vectors), then scaled to a standard deviation of `SCALE`; tokens without one
     (the specials, words the teacher's list lacks) and any width beyond the components get
-    uniform random values in [-SCALE, SCALE].
+    uniform random values in [-SCALE, SCALE]; `padding` tokens start at zero, as the zeros a
+    convolution pads a full-length text with.
     """
     rng = np.random.default_rng(seed)
     matrix = rng.uniform(-SCALE, SCALE, (len(tokens), width)).astype(np.float32)
+    matrix[[row for row, token in enumerate(tokens) if token in set(padding)]] = 0.0
     index = {word: i for i, word in enumerate(words)}
     rows = [(row, index[token]) for row, token in enumerate(tokens) if token in index]
     if len(rows) < 2:

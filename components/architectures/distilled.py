@@ -53,6 +53,7 @@ class DistilledSpec(WordIdSpec):
     def after_vocabulary(self, vocab_dir, train_split_dir, options) -> Dict[str, Any]:
         """The student's starting embedding, from the teacher's word vectors the transfer set
         carries (`components.word_vectors`), for `embedding_init` "teacher"."""
+        from components import tokenizers as tok
         from components import vocabulary, word_vectors
         if options.embedding_init != "teacher":
             return {}
@@ -61,7 +62,8 @@ class DistilledSpec(WordIdSpec):
             print(f"{train_split_dir}: no teacher word vectors; the student's embedding starts at random", flush=True)
             return {"embedding_init": "random"}
         tokens = vocabulary.read_folder(vocab_dir).tokens
-        matrix, covered = word_vectors.project(*found, tokens, options.wordvec_dim, options.seed)
+        matrix, covered = word_vectors.project(*found, tokens, options.wordvec_dim, options.seed,
+                                               padding=(tok.PAD,))
         if not covered:
             return {"embedding_init": "random"}
         word_vectors.write_initial(vocab_dir, matrix)
