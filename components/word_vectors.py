@@ -60,7 +60,8 @@ def project(words: Sequence[str], vectors: np.ndarray, tokens: Sequence[str], wi
     """
     rng = np.random.default_rng(seed)
     matrix = rng.uniform(-SCALE, SCALE, (len(tokens), width)).astype(np.float32)
-    matrix[[row for row, token in enumerate(tokens) if token in set(padding)]] = 0.0
+    pads = set(padding)
+    matrix[[row for row, token in enumerate(tokens) if token in pads]] = 0.0
     index = {word: i for i, word in enumerate(words)}
     rows = [(row, index[token]) for row, token in enumerate(tokens) if token in index]
     if len(rows) < 2:

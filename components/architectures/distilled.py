@@ -74,9 +74,9 @@ class DistilledSpec(WordIdSpec):
         if options.embedding_init != "teacher":
             return {}
         matrix = word_vectors.read_initial(vocab_dir)
-        layer = model.get_layer("emb")
         if matrix is None:
             return {"embedding_init": "random"}
+        layer = model.get_layer("emb")
         if matrix.shape != tuple(layer.embeddings.shape):
             raise DataSourceError(f"{vocab_dir}: the starting embedding is {matrix.shape}, the student's "
                                   f"{tuple(layer.embeddings.shape)}; re-run preprocessing with these options")
