@@ -284,7 +284,9 @@ class DistilledModelOptions(_JsonOptions):
     pipeline run means the run's own BERT model. `transfer_copies` augmentations are made of each
     training text (words dropped or replaced with `drop_probability` / `replace_probability`,
     n-grams kept with `ngram_probability`), and `unlabelled_texts` (a text file, one text a line)
-    adds in-domain texts of your own; the teacher scores them all. The student is a 1-D CNN over
+    adds in-domain texts of your own; the teacher scores them all. New augmented texts teach the
+    student more than more passes over the same ones, so the default makes many copies and
+    `DistilledHParams` trains few epochs over them. The student is a 1-D CNN over
     `wordvec_dim` embeddings (`filters` per kernel size, max-pooled) with a `hidden_dim` layer.
     `max_model_bytes` keeps the dynamic-range (int8 weights) export within that size by keeping
     fewer of the rarest words, as the AWE model does for its float export; 0 lifts the limit.
@@ -303,7 +305,7 @@ class DistilledModelOptions(_JsonOptions):
     hidden_dim: int = 128
     dropout_rate: float = 0.2
     teacher: str = ""
-    transfer_copies: int = 5
+    transfer_copies: int = 10
     drop_probability: float = 0.1
     replace_probability: float = 0.1
     ngram_probability: float = 0.25
@@ -336,10 +338,12 @@ RATE_SCHEDULES = ("linear", "constant")
 class DistilledHParams(_JsonOptions):
     """Training settings for the student: `loss` "kl" (cross-entropy against the teacher's scores,
     softened by `temperature`) or "mse" (on centred log-scores); early stopping picks the epoch by
-    the validation split's own labels. `learning_rate` 0 picks Adam's rate from the run's length;
-    `learning_rate_schedule` "linear" decays it to zero over the run, "constant" keeps it."""
+    the validation split's own labels. `epochs` is few because the transfer set holds
+    `transfer_copies` augmentations of every training text. `learning_rate` 0 picks Adam's rate
+    from the run's length; `learning_rate_schedule` "linear" decays it to zero over the run,
+    "constant" keeps it."""
 
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 64
     learning_rate: float = 0.0
     learning_rate_schedule: str = "linear"

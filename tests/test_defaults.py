@@ -48,8 +48,8 @@ def test_student_rate_starts_a_linear_decay_fitted_to_the_run():
     from components.options import DistilledHParams, DistilledModelOptions
 
     spec = architectures.get("distilled")
-    assert spec.default_learning_rate(60_000) == pytest.approx(1e-3)   # SST-2's transfer set, 10 epochs
-    assert spec.default_learning_rate(1_690) == distilled.MAX_RATE     # 1,800 rows, 5 copies
+    assert spec.default_learning_rate(60_000) == pytest.approx(1e-3)   # about SST-2's transfer set
+    assert spec.default_learning_rate(1_550) == distilled.MAX_RATE     # 1,800 rows, 10 copies, 5 epochs
     decaying = spec.optimizer(DistilledHParams(learning_rate=1e-3), 1_000)
     assert float(decaying.learning_rate) == pytest.approx(1e-3)
     schedule = decaying._learning_rate
