@@ -305,7 +305,7 @@ class DistilledModelOptions(_JsonOptions):
     hidden_dim: int = 128
     dropout_rate: float = 0.2
     teacher: str = ""
-    transfer_copies: int = 10
+    transfer_copies: int = 20
     drop_probability: float = 0.1
     replace_probability: float = 0.1
     ngram_probability: float = 0.25
@@ -343,7 +343,7 @@ class DistilledHParams(_JsonOptions):
     from the run's length; `learning_rate_schedule` "linear" decays it to zero over the run,
     "constant" keeps it."""
 
-    epochs: int = 5
+    epochs: int = 3
     batch_size: int = 64
     learning_rate: float = 0.0
     learning_rate_schedule: str = "linear"
