@@ -140,3 +140,17 @@ def test_the_student_starts_from_the_teachers_word_vectors(teacher, tmp_path):
     at_random = DistilledModelOptions(seq_len=8, wordvec_dim=4, filters=4, hidden_dim=0, embedding_init="random")
     assert spec.initialize(spec.build_model(at_random, 2, {"vocab_rows": len(tokens)}), vocab, at_random) == {}
     assert spec.after_vocabulary(vocab, str(tmp_path / "nowhere"), options) == {"embedding_init": "random"}
+
+
+def test_the_scoring_estimate_times_rows_like_the_sets_own():
+    """The rate printed up front is measured on texts from across the split with their
+    augmentations (shorter, so faster to score), not on the first texts alone."""
+    from components import transfer
+    from components.options import DistilledModelOptions
+    texts = [f"review {i} of the film was long but the acting in part {i % 7} was good" for i in range(1_000)]
+    options = DistilledModelOptions(transfer_copies=20)
+    sample = transfer.rate_sample(texts, transfer.replacement_words(texts, True), options)
+    originals = [i for i, text in enumerate(texts) if text in set(sample)]
+    assert 400 <= len(sample) <= transfer.SCORE_BATCH
+    assert len(originals) >= 15 and max(originals) > 700        # spread over the split
+    assert sum(text not in set(texts) for text in sample) > 0.8 * len(sample)  # mostly augmentations
