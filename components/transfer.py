@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections import Counter
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from components import labels as labels_io
 from components import split_io, storage, word_vectors
@@ -129,13 +129,17 @@ def rate_sample(texts: Sequence[str], words: Sequence[str], options, size: int =
     return [text for text, _ in expand(picked, [None] * len(picked), words, augment_options(options))][:size]
 
 
-def measure_rate(scorer, texts: Sequence[str]) -> float:
-    """Texts a second the teacher scores here, on `texts` (a `rate_sample`)."""
+def measure_rate(scorer, texts: Sequence[str], clock: Callable[[], float] = time.perf_counter) -> float:
+    """Texts a second the teacher scores here, on `texts` (a `rate_sample`).
+
+    The sample is scored twice and the second pass timed: the scorer traces a graph per padded
+    length on first sight, and a first pass over mixed lengths spends most of its time tracing
+    (on SST-2 it read 295 texts/s against the Beam step's 705)."""
     sample = list(texts[:SCORE_BATCH]) or ["a"]
-    scorer.score(sample[:8])  # first call builds the graph
-    started = time.perf_counter()
     scorer.score(sample)
-    return len(sample) / max(time.perf_counter() - started, 1e-9)
+    started = clock()
+    scorer.score(sample)
+    return len(sample) / max(clock() - started, 1e-9)
 
 
 # ----------------------------------------------------------------------------------------------

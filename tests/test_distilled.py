@@ -154,3 +154,28 @@ def test_the_scoring_estimate_times_rows_like_the_sets_own():
     assert 400 <= len(sample) <= transfer.SCORE_BATCH
     assert len(originals) >= 15 and max(originals) > 700        # spread over the split
     assert sum(text not in set(texts) for text in sample) > 0.8 * len(sample)  # mostly augmentations
+
+
+def test_the_scoring_rate_leaves_out_the_tracing_of_each_length():
+    """A scorer that pays once per new padded length (graph tracing) is timed on its steady rate."""
+    from components import transfer
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+    clock = Clock()
+
+    class TracingScorer:
+        seen = set()
+
+        def score(self, texts):
+            for text in texts:
+                width = -(-len(text.split()) // 8) * 8
+                clock.now += 30.0 if width not in self.seen else 0.01
+                self.seen.add(width)
+
+    texts = [" ".join(["word"] * (1 + i % 40)) for i in range(transfer.SCORE_BATCH)]
+    assert transfer.measure_rate(TracingScorer(), texts, clock) == pytest.approx(100.0)
